@@ -12,14 +12,18 @@ Contract (what trainers and the rollout runner may rely on):
   ends; then the verifier decides it.
 - `terminated` = the agent finished (called `finish`); `truncated` = a limit or an
   outside failure ended it (turns, time, context, infrastructure). Never both.
-- `info["status"]` is `running` until the end, then one of `STATUSES`. An
+- `info["status"]` is `running` until the end, then one of `envs.status.STATUSES`. An
   `infra_error` episode ends with reward 0.0 and must be retried or dropped, never
-  trained on; `info["error"]` says what failed.
+  trained on; `info["error"]` says what failed. A `task_error` is never retried. The
+  agent's own doing (`tampered`, `agent_fault`) is scored 0 and kept.
 - Malformed actions and bad tool arguments become error observations; the episode goes on.
 - `close()` is idempotent; envs are context managers (from `gymnasium.Env`).
 
-Subclasses implement `_begin` (start the sandbox, return the prompt and tools),
-`_verify` (score the finished episode) and `_end` (release everything; idempotent).
+Subclasses implement `_begin` (start the sandbox, return the prompt and tools) and
+`_verify` (score the finished episode); `_end` (release everything; idempotent)
+closes `self.sandbox` unless overridden. Sandboxes come from `self.backend`, injected
+(`backend=`) or built from configuration (`sandbox.make_backend`), never constructed
+by an env.
 """
 
 from __future__ import annotations
@@ -33,19 +37,23 @@ from typing import Any, ClassVar, SupportsFloat
 import gymnasium
 from pydantic import BaseModel, ConfigDict, Field
 
+from envs import status as st
 from envs.actions import parse_action
 from envs.quotas import QUOTAS
 from envs.spaces import AssistantActionSpace, MessageSpace
+from envs.status import STATUSES
 from envs.tools import Tool, ToolArgumentError
-from sandbox.errors import InfraError
+from sandbox.errors import AgentCaused, InfraError, TaskError
 
-STATUSES = ("ok", "agent_timeout", "max_turns", "context_exceeded", "infra_error")
+__all__ = ["STATUSES", "ToolEnv", "ToolEnvConfig", "VerifierResult", "truncate_middle"]
 
 
 @dataclass
 class VerifierResult:
-    """A verifier's decision. `status="infra_error"` when the verifier itself failed
-    (no reward file, container died): the reward is then meaningless, not 0."""
+    """A verifier's decision. `status` is "ok" for a verdict, "tampered" or
+    "agent_fault" for the agent's doing (reward 0, evidence in `details`), "task_error"
+    for a broken task, "infra_error" when the machinery failed (the reward is then
+    meaningless, not 0)."""
 
     reward: float
     details: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +102,8 @@ class ToolEnv(gymnasium.Env, ABC):
 
     def __init__(self, *, max_turns: int = 50, time_limit_s: float = 1800.0,
                  observation_limit_bytes: int = 16_000, context_limit_chars: int | None = None,
-                 catalogue_url: str | None = None) -> None:
+                 catalogue_url: str | None = None, backend: Any = None,
+                 run: str | None = None) -> None:
         self.config = ToolEnvConfig(
             max_turns=max_turns, time_limit_s=time_limit_s,
             observation_limit_bytes=observation_limit_bytes,
@@ -102,6 +111,8 @@ class ToolEnv(gymnasium.Env, ABC):
         )
         self.observation_space = MessageSpace()
         self.action_space = AssistantActionSpace(self.tool_names)
+        self._backend = backend
+        self._run = run
         self.sandbox: Any = None
         self.messages: list[dict[str, Any]] = []
         self.tools: dict[str, Tool] = {}
@@ -126,9 +137,22 @@ class ToolEnv(gymnasium.Env, ABC):
     def _verify(self) -> VerifierResult:
         """Score the finished episode (called once, before `_end`)."""
 
-    @abstractmethod
     def _end(self) -> None:
-        """Release the episode's sandboxes. Idempotent."""
+        """Release the episode's sandboxes. Idempotent; overrides call super()."""
+        if self.sandbox is not None:
+            sandbox, self.sandbox = self.sandbox, None
+            sandbox.close()
+
+    @property
+    def backend(self) -> Any:
+        """Where this env's sandboxes run: the injected backend, else the configured one
+        (`ENVFARM_BACKEND`, default docker), labelled with the run (`run=`, else the
+        rollout run of this thread)."""
+        if self._backend is None:
+            from sandbox import make_backend
+
+            self._backend = make_backend(run=self._run)
+        return self._backend
 
     # -- Gymnasium API --------------------------------------------------------------------
 
@@ -169,19 +193,22 @@ class ToolEnv(gymnasium.Env, ABC):
             ]
         self.messages.append(assistant)
         new: list[dict[str, Any]] = []
-        finished, infra_error = False, None
+        finished, infra_error, agent_fault = False, None, None
 
         if parsed.finish_reason == "context_exceeded":
             return self._finish([], "context_exceeded", terminated=False)
         for error in parsed.errors:
             new.append({"role": "user", "content": f"Your last turn could not be parsed: {error}"})
         for call in parsed.calls:
-            if finished or infra_error:
+            if finished or infra_error or agent_fault:
                 new.append(self._tool_message(call.id, call.name,
                                               "[not run: the episode already ended]"))
                 continue
             try:
                 output, finished = self._dispatch(call.name, call.arguments, call.error)
+            except AgentCaused as exc:
+                agent_fault = str(exc)
+                output = f"[the sandbox is unusable: {exc}]"
             except InfraError as exc:
                 infra_error = f"{type(exc).__name__}: {exc}"
                 output = f"[infrastructure error: {exc}]"
@@ -194,7 +221,11 @@ class ToolEnv(gymnasium.Env, ABC):
 
         if infra_error:
             self._end()
-            return self._finish(new, "infra_error", terminated=False, error=infra_error,
+            return self._finish(new, st.INFRA_ERROR, terminated=False, error=infra_error,
+                                verify=False)
+        if agent_fault:
+            self._end()
+            return self._finish(new, st.AGENT_FAULT, terminated=False, error=agent_fault,
                                 verify=False)
         if finished:
             return self._finish(new, "ok", terminated=True)
@@ -246,6 +277,18 @@ class ToolEnv(gymnasium.Env, ABC):
             return f"Error: {exc}", False
         return truncate_middle(result.output, self.config.observation_limit_bytes), result.finished
 
+    def _verify_guarded(self) -> VerifierResult:
+        """Run the verifier; errors become results with the status of who must act."""
+        try:
+            with QUOTAS.hold(self.verifier_quota):
+                return self._verify()
+        except AgentCaused as exc:
+            return VerifierResult(0.0, {}, st.AGENT_FAULT, str(exc))
+        except TaskError as exc:
+            return VerifierResult(0.0, {}, st.TASK_ERROR, f"{type(exc).__name__}: {exc}")
+        except InfraError as exc:
+            return VerifierResult(0.0, {}, st.INFRA_ERROR, f"{type(exc).__name__}: {exc}")
+
     @staticmethod
     def _tool_message(call_id: str, name: str, content: str) -> dict[str, Any]:
         return {"role": "tool", "tool_call_id": call_id, "name": name, "content": content}
@@ -256,18 +299,18 @@ class ToolEnv(gymnasium.Env, ABC):
         """End the episode: verify (unless infra failed), release, build the final info."""
         elapsed = time.monotonic() - self._started
         reward, details = 0.0, {}
+        if status == st.AGENT_FAULT:
+            details = {"cause": error}
         if verify:
-            try:
-                with QUOTAS.hold(self.verifier_quota):
-                    result = self._verify()
-            except InfraError as exc:
-                result = VerifierResult(0.0, {}, "infra_error", f"{type(exc).__name__}: {exc}")
-            if result.status == "infra_error":
-                status, error = "infra_error", result.error or "the verifier failed"
-                terminated = False
+            result = self._verify_guarded()
+            if result.status != st.OK:
+                status, error = result.status, result.error or f"the verifier said {status}"
+                terminated = False if status in st.NOT_SCORED else terminated
             reward, details = float(result.reward), dict(result.details)
-            if status == "infra_error":
+            if status in (st.INFRA_ERROR, st.TASK_ERROR, st.TAMPERED, st.AGENT_FAULT):
                 reward = 0.0
+            if status in (st.TAMPERED, st.AGENT_FAULT):
+                details.setdefault("cause", error)
         self._end()
         self.status, self._done = status, True
         info = {"status": status, "turn": self.turn, "task_id": self.task_id,

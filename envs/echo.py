@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from envs.core import ToolEnv, VerifierResult
 from envs.tools import BashTool, FinishTool, Tool
-from sandbox import DockerBackend, Limits, base_image
+from sandbox import Limits, base_image
 
 
 class EchoEnv(ToolEnv):
@@ -19,11 +19,9 @@ class EchoEnv(ToolEnv):
 
     tool_names: ClassVar[tuple[str, ...]] = ("bash", "finish")
 
-    def __init__(self, *, run: str | None = None, oracle_delay_s: float = 0.0,
-                 system_prompt: str | None = None, prompt: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, oracle_delay_s: float = 0.0, system_prompt: str | None = None,
+                 prompt: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._run = run
         self._system_prompt = system_prompt
         self._prompt = prompt
         self._oracle_delay_s = oracle_delay_s
@@ -33,7 +31,7 @@ class EchoEnv(ToolEnv):
         if not task_id.startswith("echo-") or not task_id[5:].isalnum():
             raise ValueError(f"echo tasks are named echo-<alphanumeric word>, not {task_id!r}")
         self.task_id, self.word = task_id, task_id[5:]
-        self.sandbox = DockerBackend(run=self._run).start(base_image(), Limits(timeout_s=30))
+        self.sandbox = self.backend.start(base_image(), Limits(timeout_s=30))
         prompt = self._prompt or f"Write the word {self.word} into /tmp/answer.txt, then call finish."
         messages = [{"role": "user", "content": prompt}]
         if self._system_prompt:
@@ -44,11 +42,6 @@ class EchoEnv(ToolEnv):
         result = self.sandbox.exec("cat /tmp/answer.txt 2>/dev/null")
         got = result.output.strip()
         return VerifierResult(float(got == self.word), {"expected": self.word, "got": got})
-
-    def _end(self) -> None:
-        if self.sandbox is not None:
-            self.sandbox.close()
-            self.sandbox = None
 
     def oracle_actions(self, task_id: str) -> list[dict[str, Any]]:
         word = task_id[5:]

@@ -22,7 +22,7 @@ from typing import Any
 
 from envs.core import ToolEnv, VerifierResult
 from envs.tools import BashTool, FinishTool, StrReplaceEditorTool, Tool
-from sandbox import DockerBackend, Limits
+from sandbox import Limits
 from swe_tasks.environment import ensure_image
 from swe_tasks.example import EXAMPLE_ID, example_instance
 from swe_tasks.instance import SWEInstance
@@ -48,20 +48,17 @@ class SWEEnv(ToolEnv):
         limits: sandbox limits of the agent's and the verifier's containers.
         run: the `envfarm.run` label of the sandboxes (for `envfarm sandbox gc`); default:
             the rollout run driving this episode.
-        backend: a `DockerBackend` to start sandboxes on (default: one from the environment).
+        backend: the `sandbox.Backend` to start sandboxes on (default: the configured one).
         **kwargs: `ToolEnv` limits (max_turns, time_limit_s, ...).
     """
 
     tool_names = ("bash", "str_replace", "finish")
 
     def __init__(self, *, instances: list[dict[str, Any]] | None = None,
-                 limits: Limits | None = None, run: str | None = None, backend: Any = None,
-                 **kwargs: Any) -> None:
+                 limits: Limits | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._given = {i["instance_id"]: SWEInstance.model_validate(i) for i in instances or []}
         self.limits = limits or AGENT_LIMITS
-        self._run = run
-        self._backend = backend
         self.instance: SWEInstance | None = None
         self.repo_spec: RepoSpec | None = None
         self.image: str | None = None
@@ -99,7 +96,7 @@ class SWEEnv(ToolEnv):
 
     def _grade_in_fresh_sandbox(self, inst: SWEInstance, spec: RepoSpec, diff: AgentDiff,
                                 details: dict[str, Any]) -> VerifierResult:
-        with self._backend_or_default().start(self.image, self.limits, workdir="/testbed",
+        with self.backend.start(self.image, self.limits, workdir="/testbed",
                                               labels={"envfarm.task": inst.instance_id[:200],
                                                       "envfarm.role": "verifier"}) as fresh:
             inject(fresh, inst, hide_tests=False, post_inject=spec.post_inject)
@@ -119,22 +116,12 @@ class SWEEnv(ToolEnv):
             "tests_output_tail": run.output_tail[-1500:],
         })
 
-    def _end(self) -> None:
-        if self.sandbox is not None:
-            sandbox, self.sandbox = self.sandbox, None
-            sandbox.close()
-
     # -- helpers ------------------------------------------------------------------------
-
-    def _backend_or_default(self) -> DockerBackend:
-        if self._backend is None:
-            self._backend = DockerBackend(run=self._run)
-        return self._backend
 
     def _start(self) -> Any:
         if self.instance is None or self.image is None:
             raise RuntimeError("_start before the instance and its image are known")
-        return self._backend_or_default().start(
+        return self.backend.start(
             self.image, self.limits, workdir="/testbed",
             labels={"envfarm.task": self.instance.instance_id[:200], "envfarm.role": "agent"})
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import gymnasium
 
+from envs import status as st
 from orchestrator.context import ContextConfig, compact, context_size
 from orchestrator.records import CallData, EpisodeRecord
 from policies import Conversation, Policy, PolicyUnavailableError
-from sandbox.errors import InfraError
+from sandbox.errors import InfraError, TaskError
 
 PolicyFactory = Callable[[Any, str], Policy]
 """Builds the episode's policy from the (unwrapped) env and the task id."""
@@ -78,12 +79,18 @@ def run_episode(*, run_id: str, env_id: str, task_id: str, sample_index: int,
                 compact(env.unwrapped, policy, conv, tools, context, summaries, archive)
                 timings["policy_s"] += time.monotonic() - t
         record.status = step_info.get("status", "ok")
-        record.reward = None if record.status == "infra_error" else float(reward)
+        record.reward = None if record.status in st.NOT_SCORED else float(reward)
         record.reward_details = _jsonable(step_info.get("reward_details", {}))
         if summaries:
             record.reward_details["context_summaries"] = summaries
         record.error = step_info.get("error")
         record.num_turns = int(step_info.get("turn", 0))
+    except TaskError as exc:  # a broken task or image: never retried, shown in the catalogue
+        record.status = st.TASK_ERROR
+        record.error = f"{type(exc).__name__}: {exc}"
+        log = getattr(exc, "log", "")
+        if log:
+            record.reward_details = {"build_log_tail": log[-4000:]}
     except (InfraError, PolicyUnavailableError, ConnectionError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 — a bug must not kill the worker; stored with trace

@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
-OK_STATUSES = ("ok", "agent_timeout", "max_turns", "context_exceeded")
-"""Statuses an episode can be trained on. `infra_error` never is."""
+from envs.status import TRAINABLE
+
+OK_STATUSES = TRAINABLE
+"""Statuses an episode can be trained on (`envs.status.TRAINABLE`): never `infra_error`
+or `task_error`."""
 
 
 @dataclass

@@ -1,11 +1,13 @@
 """Isolated, bounded, fast command execution in Docker containers; images built by content.
 
-Public face: `Limits`, `ExecResult`, `Sandbox`, `DockerBackend`, `ImageSpec`, `WarmPool`,
-and the error tree in `sandbox.errors`.
+Public face: `Limits`, `ExecResult`, `Sandbox`, `Backend` (built by `make_backend`),
+`DockerBackend`, `ImageSpec`, `WarmPool`, and the error tree in `sandbox.errors`.
 """
 
+from sandbox.backends import BackendConfig, make_backend, register_backend
 from sandbox.docker_backend import DockerBackend, DockerSandbox, connect
 from sandbox.errors import (
+    AgentCaused,
     ContainerDied,
     EnvfarmError,
     ImageBuildError,
@@ -15,14 +17,19 @@ from sandbox.errors import (
 )
 from sandbox.images import ImageBuilder, ImageSpec, base_image
 from sandbox.pool import WarmPool
-from sandbox.types import ExecResult, Limits, Sandbox
+from sandbox.run_context import current_run
+from sandbox.types import Backend, ExecResult, FileChange, Limits, Sandbox
 
 __all__ = [
+    "AgentCaused",
+    "Backend",
+    "BackendConfig",
     "ContainerDied",
     "DockerBackend",
     "DockerSandbox",
     "EnvfarmError",
     "ExecResult",
+    "FileChange",
     "ImageBuildError",
     "ImageBuilder",
     "ImageSpec",
@@ -34,4 +41,7 @@ __all__ = [
     "WarmPool",
     "base_image",
     "connect",
+    "current_run",
+    "make_backend",
+    "register_backend",
 ]

@@ -7,10 +7,7 @@ what a crashed run left behind.
 
 from __future__ import annotations
 
-import contextvars
 import io
-import os
-import socket
 import tarfile
 import threading
 import time
@@ -21,23 +18,26 @@ import docker
 import docker.errors
 
 from sandbox.errors import ContainerDied, SandboxError
+from sandbox.run_context import (  # noqa: F401  (re-exported: older imports)
+    LABEL_CREATED,
+    LABEL_IMAGE,
+    LABEL_OWNER,
+    LABEL_RUN,
+    current_run,
+    owner_id,
+    run_label,
+)
 from sandbox.shell import PersistentShell
-from sandbox.types import ExecResult, Limits
+from sandbox.types import ExecResult, FileChange, Limits
 
-LABEL_RUN = "envfarm.run"
-LABEL_OWNER = "envfarm.owner"
-LABEL_CREATED = "envfarm.created"
-LABEL_IMAGE = "envfarm.image"
+KEEPALIVE = ("trap '' HUP INT QUIT TERM USR1 USR2; "
+             "while :; do sleep 86400 & wait $! 2>/dev/null; done")
+"""PID 1 of every sandbox: a shell that reaps orphans and restarts its sleep. The kernel
+never delivers a signal to a namespace's PID 1 from inside unless it handles it, so
+`kill -9 -1` or `kill -9 1` by the agent cannot end the container (with Docker's
+`--init`, the agent could kill init's only child and the container with it)."""
 
-
-current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "envfarm_current_run", default=None)
-"""The rollout run this thread works for; backends created without `run=` label with it."""
-
-
-def owner_id() -> str:
-    """Who owns a container: host and process, so gc can tell leftovers from live ones."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+_DIFF_KINDS = {0: "C", 1: "A", 2: "D"}
 
 
 def connect(timeout_s: float = 120.0) -> docker.DockerClient:
@@ -141,6 +141,59 @@ class DockerSandbox:
                 member.name = str(rel)
             tar.extractall(dest, filter="data")
 
+    # -- the agent is done: freeze, inspect, snapshot ---------------------------
+    def stop_processes(self) -> None:
+        """Kill every process but PID 1 (the keep-alive), from a fresh exec as root.
+
+        Repeated until none is left, so a fork bomb or a double-forked daemon cannot
+        outlive the agent's turn. The persistent shell is gone afterwards."""
+        self._check_open()
+        with self._lock:
+            self._shell.close()
+            script = ("for i in 1 2 3 4 5 6 7 8; do kill -9 -1 2>/dev/null; "
+                      "n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; "
+                      "[ $n -le 3 ] && exit 0; sleep 0.05; done; exit 1")
+            try:
+                exec_id = self._api.exec_create(self.id, ["sh", "-c", script], user="0:0",
+                                                privileged=False)["Id"]
+                self._api.exec_start(exec_id)
+            except docker.errors.NotFound as exc:
+                raise ContainerDied(f"container {self.id[:12]} is gone") from exc
+            except docker.errors.DockerException as exc:
+                self._ensure_running()
+                raise SandboxError(f"cannot stop processes in {self.id[:12]}: {exc}") from exc
+
+    def changes(self) -> list[FileChange]:
+        """Paths that differ from the image, as the engine sees them (`docker diff`)."""
+        self._check_open()
+        try:
+            raw = self._api.diff(self.id) or []
+        except docker.errors.NotFound as exc:
+            raise ContainerDied(f"container {self.id[:12]} is gone") from exc
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"cannot read changes of {self.id[:12]}: {exc}") from exc
+        return [FileChange(_DIFF_KINDS.get(c.get("Kind"), "C"), c["Path"]) for c in raw]
+
+    def snapshot(self) -> str:
+        """Commit the filesystem to an untagged image; returns its id."""
+        self._check_open()
+        try:
+            return self._api.commit(self.id, pause=True)["Id"]
+        except docker.errors.NotFound as exc:
+            raise ContainerDied(f"container {self.id[:12]} is gone") from exc
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"cannot snapshot {self.id[:12]}: {exc}") from exc
+
+    def state(self) -> dict[str, Any]:
+        """The engine's view of the container (`State`: Running, OOMKilled, ExitCode)."""
+        try:
+            self._container.reload()
+        except docker.errors.NotFound:
+            return {"Running": False, "Removed": True}
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"Docker engine unreachable: {exc}") from exc
+        return dict(self._container.attrs.get("State", {}))
+
     # -- lifecycle -------------------------------------------------------------
     def alive(self) -> bool:
         try:
@@ -213,12 +266,31 @@ class DockerBackend:
             default: the rollout run of this thread (`current_run`), else `$ENVFARM_RUN`.
     """
 
+    name = "docker"
+    runtime: str | None = None
+    """The OCI runtime (None: the engine's default, runc); `GVisorBackend` sets "runsc"."""
     _storage_opt_supported: bool | None = None
 
     def __init__(self, client: docker.DockerClient | None = None, *,
                  run: str | None = None) -> None:
         self.client = client or connect()
-        self.run = run or current_run.get() or os.environ.get("ENVFARM_RUN") or "adhoc"
+        self.run = run_label(run)
+
+    def healthy(self) -> bool:
+        """Whether the engine answers now."""
+        try:
+            return bool(self.client.ping())
+        except Exception:  # noqa: BLE001 — any failure to answer is "not healthy"
+            return False
+
+    def remove_image(self, image: str) -> None:
+        """Remove an image (a snapshot); missing is fine."""
+        try:
+            self.client.images.remove(image, force=True, noprune=False)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot remove image {image[:19]}: {exc}") from exc
 
     def start(self, image: str, limits: Limits | None = None, *, env: dict[str, str] | None = None,
               workdir: str | None = None, cap_add: list[str] | None = None,
@@ -245,9 +317,10 @@ class DockerBackend:
             **(labels or {}),
         }
         kwargs: dict[str, Any] = dict(
-            command=["sleep", "infinity"],
+            command=["sh", "-c", KEEPALIVE],
             detach=True,
-            init=True,
+            init=False,
+            stop_signal="SIGKILL",
             network_mode="bridge" if limits.network else "none",
             cap_drop=["ALL"],
             cap_add=cap_add,
@@ -260,6 +333,8 @@ class DockerBackend:
             environment=env,
             working_dir=workdir,
         )
+        if self.runtime:
+            kwargs["runtime"] = self.runtime
         disk_limited = False
         if limits.disk_mb and DockerBackend._storage_opt_supported is not False:
             kwargs["storage_opt"] = {"size": f"{limits.disk_mb}m"}

@@ -4,12 +4,15 @@
     ├── InfraError            retry: the machinery failed, not the agent
     │   └── SandboxError      Docker unreachable, container died, shell lost
     │       └── ContainerDied
-    └── TaskError             do not retry: the task or its image is broken
-        └── ImageBuildError
+    ├── TaskError             do not retry: the task or its image is broken
+    │   └── ImageBuildError
+    └── AgentCaused           score 0 (status agent_fault): the agent broke its own
+                              sandbox or what the verifier needs from it
 
 What an agent causes (a hung command, a bad patch, a malformed tool call) is
-never an exception: it is an observation, a reward and a status. Retry logic is
-`except InfraError`.
+never an exception: it is an observation, a reward and a status. `AgentCaused`
+carries such an outcome out of deep code to the env, which scores it. Retry logic
+is `except InfraError`.
 """
 
 from __future__ import annotations
@@ -41,3 +44,8 @@ class ImageBuildError(TaskError):
     def __init__(self, message: str, log: str = "") -> None:
         super().__init__(message)
         self.log = log
+
+
+class AgentCaused(EnvfarmError):
+    """The agent's own doing made the episode unverifiable (it killed its sandbox, ran it
+    out of memory, removed what the verifier reads): scored 0, never retried."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,8 +67,57 @@ class Sandbox(Protocol):
 
     def download_dir(self, src: str, dest: Path | str) -> None: ...
 
+    def stop_processes(self) -> None:
+        """Kill every process in the sandbox except its keep-alive (the agent is done)."""
+        ...
+
+    def changes(self) -> list[FileChange]:
+        """What differs from the image: paths added, changed or deleted (read by the
+        engine from outside, never by a command in the sandbox)."""
+        ...
+
+    def snapshot(self) -> str:
+        """An image of the sandbox's filesystem now, for a fresh verifier sandbox; the
+        caller removes it with `Backend.remove_image`."""
+        ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Sandbox: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One path that differs from the sandbox's image."""
+
+    kind: Literal["A", "C", "D"]
+    """Added, changed or deleted (as `docker diff` says)."""
+    path: str
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where sandboxes run: one engine (Docker, Podman, a gVisor runtime, a simulation).
+
+    Contract: `start` returns a ready `Sandbox` (shell open unless `start_shell=False`)
+    or raises `SandboxError` (retryable) / `TaskError` (the image cannot be had).
+    Every sandbox carries the labels `envfarm.run` = `run` and `envfarm.owner`, so a
+    crashed run's leftovers can be found. `healthy()` says whether the engine answers
+    now: envs use it to tell an agent-caused failure from an infrastructure one.
+    """
+
+    name: str
+    """The backend's type, as configuration names it ("docker", "podman", ...)."""
+    run: str
+    """The `envfarm.run` label of every sandbox started here."""
+
+    def start(self, image: str, limits: Limits | None = None, *,
+              env: dict[str, str] | None = None, workdir: str | None = None,
+              cap_add: list[str] | None = None, labels: dict[str, str] | None = None,
+              start_shell: bool = True, use_pool: bool = True, **options: Any) -> Sandbox: ...
+
+    def healthy(self) -> bool: ...
+
+    def remove_image(self, image: str) -> None: ...

@@ -61,12 +61,11 @@ class GeneralEnv(ToolEnv):
     tool_names = ("search", "open", "find", "finish")
     tool_classes = (SearchTool, OpenTool, FindTool, FinishTool)
 
-    def __init__(self, *, judge: JudgeConfig | dict | None = None, run: str | None = None,
-                 backend: Any = None, judge_http_client: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *, judge: JudgeConfig | dict | None = None,
+                 judge_http_client: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         config = JudgeConfig.model_validate(judge) if isinstance(judge, dict) else judge
         self.judge = LLMJudge(config, judge_http_client) if config else None
-        self._run, self._backend = run, backend
         self.corpus_index: BM25Index | None = None
         self.world: World | None = None
         self.question: Question | None = None
@@ -93,12 +92,10 @@ class GeneralEnv(ToolEnv):
                          "search-<world>-<q>-d<1-4>-o<0|1> or apps-<shop|invoice|calendar>-<seed>")
 
     def _start_apps(self, scenario: Scenario) -> None:
-        from sandbox import DockerBackend, Limits, SandboxError
+        from sandbox import Limits, SandboxError
         from sandbox.images import base_image
 
-        if self._backend is None:
-            self._backend = DockerBackend(run=self._run)
-        self.sandbox = self._backend.start(base_image(), Limits(memory_mb=512, timeout_s=30))
+        self.sandbox = self.backend.start(base_image(), Limits(memory_mb=512, timeout_s=30))
         self.sandbox.write_file(SERVER_PATH, SERVER_SOURCE.read_bytes())
         seeded = call_app(self.sandbox, "__seed__", scenario.state)
         if "seeded" not in seeded:
@@ -130,11 +127,6 @@ class GeneralEnv(ToolEnv):
         checks["answer"] = match_answer(answer, s.answer, mode)
         return VerifierResult(float(all(checks.values())),
                               {"checks": checks, "answer": answer, "reference": s.answer})
-
-    def _end(self) -> None:
-        if self.sandbox is not None:
-            sandbox, self.sandbox = self.sandbox, None
-            sandbox.close()
 
     def oracle_actions(self, task_id: str | None = None) -> list[dict]:
         """The reference call sequence of `task_id` (default: this episode's), one call a turn."""

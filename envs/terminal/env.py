@@ -68,7 +68,7 @@ class TerminalEnv(ToolEnv):
     tool_classes = (BashTool, FinishTool)
 
     def __init__(self, *, task_dirs: list[str] | None = None, from_map: dict[str, str] | None = None,
-                 run: str | None = None, backend: Any = None, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._task_paths: dict[str, Path] = {}
         for root in task_dirs or []:
@@ -76,7 +76,6 @@ class TerminalEnv(ToolEnv):
                 task = load_task(path)
                 self._task_paths[task.id] = path
         self._images = TerminalImages(from_map=from_map) if from_map else None
-        self._run, self._backend = run, backend
         self.task: TerminalTask | None = None
         self.image: str | None = None
         self.image_notes: list[str] = []
@@ -85,18 +84,16 @@ class TerminalEnv(ToolEnv):
     # -- ToolEnv hooks ------------------------------------------------------------------
 
     def _begin(self, task_id: str | None, seed: int | None) -> tuple[list[dict], list[Tool]]:
-        from sandbox import DockerBackend, Limits
+        from sandbox import Limits
 
         task = self._resolve(task_id)
         images = self._images or shared_images()
         self.image, self.image_notes = images.ensure(task)
         self._workdir = _image_workdir(images.builder.client, self.image)
-        if self._backend is None:
-            self._backend = DockerBackend(images.builder.client, run=self._run)
         limits = Limits(cpus=task.cpus or float(os.cpu_count() or 1), memory_mb=task.memory_mb,
                         network=task.allow_internet,
                         timeout_s=min(120.0, task.agent_timeout_s))
-        self.sandbox = self._backend.start(self.image, limits, cap_add=list(ROOT_CAPS),
+        self.sandbox = self.backend.start(self.image, limits, cap_add=list(ROOT_CAPS),
                                            labels={"envfarm.task": task.id[:200]})
         self.task, self.task_id = task, task.id
         self.time_limit_s = min(self.config.time_limit_s, task.agent_timeout_s)
@@ -111,11 +108,6 @@ class TerminalEnv(ToolEnv):
         if self.image_notes:
             result.details["image_notes"] = list(self.image_notes)
         return result
-
-    def _end(self) -> None:
-        if self.sandbox is not None:
-            sandbox, self.sandbox = self.sandbox, None
-            sandbox.close()
 
     # -- helpers ------------------------------------------------------------------------
 

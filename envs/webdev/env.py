@@ -67,8 +67,7 @@ class WebDevEnv(ToolEnv):
     tool_names = ("bash", "str_replace", "finish")
     verifier_quota = "browser"  # rollouts may cap browser verifications cluster-wide
 
-    def __init__(self, *, backend: Any = None, run: str | None = None,
-                 tasks_dir: str | Path | None = None, artifacts_dir: str | Path | None = None,
+    def __init__(self, *, tasks_dir: str | Path | None = None, artifacts_dir: str | Path | None = None,
                  judge: VLMJudgeConfig | dict | None = None,
                  verifier: BrowserVerifierConfig | dict | None = None,
                  image: str | None = None, **kwargs: Any) -> None:
@@ -80,7 +79,7 @@ class WebDevEnv(ToolEnv):
             tasks_dir=tasks_dir, artifacts_dir=artifacts_dir,
             judge=VLMJudgeConfig.model_validate(judge or {}),
             verifier=BrowserVerifierConfig.model_validate(verifier or {}), **extra)
-        self._backend, self._run, self._image = backend, run, image
+        self._image = image
         self._tasks: dict[str, WebDevTask] | None = None
         self.task: WebDevTask | None = None
         self.episode_id: str | None = None
@@ -125,13 +124,6 @@ class WebDevEnv(ToolEnv):
 
     # -- ToolEnv hooks ---------------------------------------------------------------------
 
-    def backend(self) -> Any:
-        if self._backend is None:
-            from sandbox import DockerBackend
-
-            self._backend = DockerBackend(run=self._run)
-        return self._backend
-
     def image(self) -> str:
         if self._image is None:
             self._image = ensure_browser_image()
@@ -146,7 +138,7 @@ class WebDevEnv(ToolEnv):
         self.episode_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         limits = Limits(cpus=self.webdev.agent_cpus, memory_mb=self.webdev.agent_memory_mb,
                         pids=1024, network=False, timeout_s=self.webdev.command_timeout_s)
-        self.sandbox = self.backend().start(self.image(), limits, workdir=WORKSPACE,
+        self.sandbox = self.backend.start(self.image(), limits, workdir=WORKSPACE,
                                             labels={"envfarm.role": "webdev-agent"})
         self.sandbox.exec(f"mkdir -p {WORKSPACE} && cd {WORKSPACE}")
         system = SYSTEM_PROMPT.format(entry=self.task.entry, width=self.task.viewport.width,
@@ -174,7 +166,7 @@ class WebDevEnv(ToolEnv):
         local = Path(tempfile.mkdtemp(prefix="webdev-ws-"))
         try:
             self.sandbox.download_dir(_EXPORT, local)
-            verifier = BrowserVerifier(self.backend(), self.image(), self.webdev.verifier)
+            verifier = BrowserVerifier(self.backend, self.image(), self.webdev.verifier)
             result = verifier.verify(task, local, self._artifacts_dir())
         finally:
             shutil.rmtree(local, ignore_errors=True)
@@ -195,13 +187,6 @@ class WebDevEnv(ToolEnv):
         result.reward = (1 - weight) * checks_reward + weight * verdict["score"]
         result.details["judge"] = {**verdict, "weight": weight}
         return result
-
-    def _end(self) -> None:
-        if self.sandbox is not None:
-            try:
-                self.sandbox.close()
-            finally:
-                self.sandbox = None
 
     def _artifacts_dir(self) -> Path:
         root = self.webdev.artifacts_dir or Path(os.environ.get("ENVFARM_ARTIFACTS", "artifacts"))
