@@ -28,6 +28,21 @@ class PolicySpec(BaseModel):
     tool_schemas: list[dict[str, Any]] | None = Field(
         None, description="Tool schemas shown to the model instead of the env's (e.g. the "
         "descriptions it was trained with); the env still validates every call.")
+    local_model: str | None = Field(
+        None, description="Installed model name (e.g. smollm2): with no urls, a local vLLM "
+        "server is started for it and stopped at the end of the run (log kept).")
+    guided: bool = Field(
+        False, description="Constrain each turn to well-formed tool calls (vLLM "
+        "structured_outputs built from the env's tool schemas).")
+    timeout_s: float = Field(120.0, gt=0, description="Model server read timeout per call.")
+    logprobs_mode: Literal["raw_logprobs", "processed_logprobs"] = Field(
+        "raw_logprobs", description="Which logprobs the server returns (vLLM --logprobs-mode): "
+        "the model's own distribution, or the one after temperature/top-p/guidance.")
+    system_prompt: str | None = Field(
+        None, description="Replaces the env's system prompt (stored with the run).")
+    few_shot: list[dict[str, Any]] = Field(
+        default_factory=list, description="Example messages inserted after the system "
+        "prompt, before the task (stored with the run).")
 
     def build(self, env: Any, task_id: str) -> Any:
         """A fresh policy for one episode of `task_id` in `env` (the unwrapped env)."""
