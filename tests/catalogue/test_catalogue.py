@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from swe_tasks.catalogue import Catalogue, TaskRecord, store_url
+from catalogue import Catalogue, TaskRecord, store_url
 
 
 def _rec(i: int, kind: str = "swe", repo: str | None = "o/r", **kw) -> TaskRecord:
@@ -30,7 +30,7 @@ def test_open_migrates_a_fresh_file_and_reopens_without_work(tmp_path):
     assert {("kind",), ("repo",), ("image_key",), ("status",)} <= indexed
     with eng.connect() as conn:
         assert conn.execute(sa.text("select version_num from envfarm_tasks_version")).scalar_one() \
-            == "0001_tasks"
+            == "0002_task_error"
     eng.dispose()
     with Catalogue(url) as again:  # already at head: opens, keeps nothing extra
         assert again.count() == 0
@@ -94,8 +94,11 @@ def test_batches_commit_independently(cat):
 
 
 def test_record_validation():
-    with pytest.raises(ValidationError):
-        TaskRecord(id="x", kind="other", source="s", data={})
+    # Kinds are open (the env registry says which exist) but must look like a kind name.
+    assert TaskRecord(id="x", kind="my-new-kind", source="s", data={}).kind == "my-new-kind"
+    for kind in ("", "Swe", "has space", "x" * 40):
+        with pytest.raises(ValidationError):
+            TaskRecord(id="x", kind=kind, source="s", data={})
     with pytest.raises(ValidationError):
         TaskRecord(id="x", kind="swe", source="s", data={}, surprise=1)
 
