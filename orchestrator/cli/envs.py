@@ -54,11 +54,7 @@ def show(name: str = typer.Argument(..., help="Env id (envfarm/terminal-v0) or s
     """One env: its entry point, tools with their argument schemas, verifier, task count."""
     from envs import lookup
 
-    try:
-        info = lookup(name)
-    except KeyError as exc:
-        console.print(f"[red]{exc.args[0]}[/]")
-        raise typer.Exit(1) from None
+    info = lookup(name)  # an unknown name: one line from the CLI's error handler
     counts = _task_counts(store) if info.task_kind else None
     table = Table(title=info.env_id, show_header=False)
     table.add_column("field", style="bold")

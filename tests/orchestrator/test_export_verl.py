@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator import export as export_module
+from orchestrator.export import verl as verl_export
 from orchestrator.export import ExportFilter, export, split_prompt, teacher_advantages
 from orchestrator.records import EpisodeRecord
 from orchestrator.store import Store
@@ -85,7 +85,7 @@ def test_schema_stays_what_trainers_read(store, tmp_path):
 
 
 def test_row_groups_and_complete_groups_keep_store_order(store, tmp_path, monkeypatch):
-    monkeypatch.setattr(export_module, "_VERL_BATCH", 3)  # several row groups from 9 rows
+    monkeypatch.setattr(verl_export, "BATCH", 3)  # several row groups from 9 rows
     report = export(store, "run", "verl", tmp_path / "v.parquet",
                     ExportFilter(group_complete=True))
     assert pq.ParquetFile(tmp_path / "v.parquet").metadata.num_row_groups == 3
@@ -122,13 +122,14 @@ def test_a_run_without_teacher_scores_has_no_teacher_columns(tmp_path):
 
 def test_a_failed_export_keeps_the_earlier_file_and_leaves_nothing_else(store, tmp_path,
                                                                           monkeypatch):
-    monkeypatch.setattr(export_module, "_VERL_BATCH", 3)  # row groups are written before it fails
-    store.set_teacher_logprobs(stored(store)[("e", 1)].id, [-1.0])  # fewer scores than tokens
+    monkeypatch.setattr(verl_export, "BATCH", 3)  # row groups are written before it fails
     out = tmp_path / "v.parquet"
-    out.write_text("an earlier export")
+    export(store, "run", "verl", out)
+    earlier = out.read_bytes()
+    store.set_teacher_logprobs(stored(store)[("e", 1)].id, [-1.0])  # fewer scores than tokens
     with pytest.raises(ValueError, match="envfarm teachers score"):
         export(store, "run", "verl", out)
-    assert out.read_text() == "an earlier export"
+    assert out.read_bytes() == earlier
     assert [p.name for p in tmp_path.iterdir() if "v.parquet" in p.name] == ["v.parquet"]
 
 
