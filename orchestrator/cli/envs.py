@@ -1,4 +1,5 @@
-"""`envfarm envs list|show NAME`: the env registry, with catalogue task counts by kind."""
+"""`envfarm envs list|show NAME`: the env registry (tools, verifier, task kind and the kind's
+importer and validator), with catalogue task counts by kind."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ StoreOpt = typer.Option(None, "--store", help="SQLAlchemy URL (default: $ENVFARM
 def _task_counts(store: str | None) -> dict[str, int] | None:
     """Tasks per kind in the catalogue; None when it cannot be opened (shown as '?')."""
     try:
-        from swe_tasks.catalogue import Catalogue
+        from catalogue import Catalogue
 
         with Catalogue(store) as cat:
             return {kind: n for kind, n in cat.stats(("kind",))}
@@ -34,18 +35,27 @@ def _count(counts: dict[str, int] | None, kind: str | None) -> str:
 
 @app.command("list")
 def list_(store: str | None = StoreOpt) -> None:
-    """Every registered env: id, tools, tasks in the catalogue (by kind), verifier."""
+    """Every registered env: id, tools, task kind (how its tasks are imported and
+    validated), tasks in the catalogue (by kind), verifier."""
     from envs import REGISTRY
 
     counts = _task_counts(store)
     table = Table(title=f"{len(REGISTRY)} registered envs")
     table.add_column("env id", no_wrap=True)  # an id is copied from here: never cut it
-    for col in ("tools", "task kind", "tasks", "verifier"):
+    for col in ("tools", "task kind", "import", "validate", "tasks", "verifier"):
         table.add_column(col, overflow="fold", justify="right" if col == "tasks" else "left")
     for env_id, info in sorted(REGISTRY.items()):
-        table.add_row(env_id, ", ".join(info.tools), info.task_kind or "-",
-                      _count(counts, info.task_kind), info.verifier)
+        table.add_row(env_id, ", ".join(info.tools), info.task_kind or "-", _imports(info),
+                      "yes" if info.validator else "-", _count(counts, info.task_kind),
+                      info.verifier)
     console.print(table)
+
+
+def _imports(info: object) -> str:
+    """How tasks of the env's kind enter the catalogue: the verbs that take them."""
+    ways = [verb for verb, hook in (("import-dir", "importer"), ("import", "file_importer"))
+            if getattr(info, hook)]
+    return ", ".join(ways) or "-"
 
 
 @app.command("show")
@@ -61,6 +71,9 @@ def show(name: str = typer.Argument(..., help="Env id (envfarm/terminal-v0) or s
     table.add_column("value", overflow="fold")
     for field, value in (("description", info.description), ("entry point", info.entry_point),
                          ("task kind", info.task_kind or "-"),
+                         ("folder importer (tasks import-dir)", info.importer or "-"),
+                         ("file importer (tasks import)", info.file_importer or "-"),
+                         ("validator (tasks validate)", info.validator or "-"),
                          ("tasks in catalogue", _count(counts, info.task_kind)),
                          ("verifier", info.verifier),
                          ("default kwargs", json.dumps(info.kwargs) if info.kwargs else "-")):

@@ -6,11 +6,23 @@ import json
 
 from typer.testing import CliRunner
 
+from envs import register_env, unregister_env
 from orchestrator.cli import app
-from orchestrator.cli.tasks import VALIDATORS
 from tests.swe_tasks.test_instance_import import _base
 
 runner = CliRunner()
+SEEN: list[tuple[str, int, int]] = []
+
+
+def fake_validator(tasks, *, concurrency, runs, on_result):
+    """A validator as the registry names it ('module:function'): every task is invalid,
+    except ids ending in -broken, which are task errors with a log tail."""
+    for t in tasks:
+        SEEN.append((t.id, concurrency, runs))
+        if t.id.endswith("-broken"):
+            on_result(t.id, "task_error", "image will not build", log_tail="step 3/9\nE: FRM")
+        else:
+            on_result(t.id, "invalid", "reference fails")
 
 
 def test_import_list_show_stats_and_validator_dispatch(tmp_path):
@@ -29,30 +41,49 @@ def test_import_list_show_stats_and_validator_dispatch(tmp_path):
     res = runner.invoke(app, ["tasks", "stats", "--store", store])
     assert res.exit_code == 0 and "3 tasks" in res.output
 
-    seen = []
-
-    def fake_kind(tasks, *, concurrency, runs, on_result):
-        for t in tasks:
-            seen.append((t.id, concurrency, runs))
-            on_result(t.id, "invalid", "reference fails")
-
-    # A registered validator is dispatched by --kind; verdicts land in the catalogue.
-    VALIDATORS["swe-test-kind"] = fake_kind
+    # The validator of a kind comes from the env registry: a test env declares one.
+    spec = "tests.swe_tasks.test_cli_tasks:fake_validator"
+    register_env("validate-test", "tests.envs.conftest:ShellEnv", tools=("bash",),
+                 verifier="-", task_kind="swe-test-kind", validator=spec)
     try:
         res = runner.invoke(app, ["tasks", "validate", "--kind", "swe-test-kind", "--store", store])
         assert res.exit_code == 0 and "nothing to validate" in res.output  # no tasks of that kind
-        saved = VALIDATORS["swe"]
-        VALIDATORS["swe"] = fake_kind
-        try:
-            res = runner.invoke(app, ["tasks", "validate", "o__r-0", "--store", store,
-                                      "--concurrency", "3", "--runs", "1"])
-        finally:
-            VALIDATORS["swe"] = saved
-        assert res.exit_code == 0, res.output
-        assert seen == [("o__r-0", 3, 1)] and "invalid: 1" in res.output
-        res = runner.invoke(app, ["tasks", "list", "--status", "invalid", "--store", store])
-        assert "o__r-0" in res.output and "reference fails" in res.output
+        res = runner.invoke(app, ["tasks", "import", str(f), "--store", store])
+        assert "0 new, 0 changed, 3 unchanged" in res.output  # a re-import changes nothing
     finally:
-        VALIDATORS.pop("swe-test-kind")
-    res = runner.invoke(app, ["tasks", "validate", "--kind", "nokind", "--store", store])
-    assert res.exit_code == 2 and "no validator" in res.output
+        unregister_env("envfarm/validate-test-v0")
+    res = runner.invoke(app, ["tasks", "validate", "--kind", "swe-test-kind", "--store", store])
+    assert res.exit_code == 2 and "no env declares task kind 'swe-test-kind'" in res.output
+    res = runner.invoke(app, ["tasks", "validate", "--kind", "webdev", "--store", store])
+    assert res.exit_code == 2 and "has no validator" in res.output and "swe" in res.output
+
+
+
+def test_validate_dispatches_through_the_registry_and_stores_task_errors(tmp_path):
+    from catalogue import Catalogue, TaskRecord
+
+    store = f"sqlite:///{tmp_path / 'c.db'}"
+    with Catalogue(store) as cat:
+        cat.upsert([TaskRecord(id=f"k-{name}", kind="swe-test-kind", source="t", data={})
+                    for name in ("a", "broken")])
+    register_env("validate-test", "tests.envs.conftest:ShellEnv", tools=("bash",), verifier="-",
+                 task_kind="swe-test-kind",
+                 validator="tests.swe_tasks.test_cli_tasks:fake_validator")
+    SEEN.clear()
+    try:
+        res = runner.invoke(app, ["tasks", "validate", "--kind", "swe-test-kind", "--store", store,
+                                  "--concurrency", "3", "--runs", "1"])
+    finally:
+        unregister_env("envfarm/validate-test-v0")
+    assert res.exit_code == 0, res.output
+    assert SEEN == [("k-a", 3, 1), ("k-broken", 3, 1)]
+    assert "invalid: 1" in res.output and "task_error: 1" in res.output
+    res = runner.invoke(app, ["tasks", "list", "--store", store])
+    assert "reference fails" in res.output and "1 task(s) have status task_error" in res.output
+    res = runner.invoke(app, ["tasks", "list", "--status", "task_error", "--store", store])
+    assert "k-broken" in res.output and "k-a" not in res.output
+    res = runner.invoke(app, ["tasks", "show", "k-broken", "--store", store])
+    assert "image will not build" in res.output and "E: FRM" in res.output
+    assert "rollouts skip this task" in res.output
+    with Catalogue(store) as cat:  # rollouts leave task errors out
+        assert cat.ids(kind="swe-test-kind", exclude_status=("task_error",)) == ["k-a"]
