@@ -1,0 +1,283 @@
+"""The viewer's ASGI app: server-rendered pages over a read-only store.
+
+Routes (all GET, all read-only):
+    /                                         runs
+    /runs/{run}                               one run: config, counts, pass rates, plots, exports
+    /runs/{run}/episodes?env&task&status&…    the episode table (keyset pages, filters, search)
+    /runs/{run}/episodes/{id}                 one episode: turns, verifier, diff, why
+    /runs/{run}/episodes/{id}/tokens          the merged token sequence
+    /runs/{run}/episodes/{id}/artifacts/{n}   the n-th artifact the verifier recorded
+    /runs/{run}/groups[?variance=none|some]   per-task reward spread (GRPO signal)
+    /runs/{run}/groups/{task}                 a task's samples side by side
+    /runs/{run}/export/{format}               an export, streamed as a download
+
+Every response carries `Server-Timing: app;dur=MS` (the benchmark reads it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+
+from catalogue import store_url as resolve_url
+from envs.status import STATUSES, TRAINABLE
+from orchestrator.viewer import plots, present, queries
+from orchestrator.viewer.source import ReadOnlyStore, readonly_engine
+from orchestrator.viewer.tokens import load_decoder, run_tokenizer, token_view
+
+_HERE = Path(__file__).parent
+
+
+class ViewerConfig(BaseModel):
+    """What `envfarm view` serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: str | None = Field(None, description="SQLAlchemy URL; default $ENVFARM_STORE / envfarm.db.")
+    artifacts_roots: list[Path] = Field(
+        default_factory=lambda: [Path(os.environ.get("ENVFARM_ARTIFACTS", "artifacts"))],
+        description="Only files under these folders are served as artifacts.")
+    tokenizer: str | None = Field(None, description="Tokenizer dir overriding the runs' own.")
+    page_size: int = Field(50, ge=1, le=1000, description="Episodes per table page.")
+    tokens_per_page: int = Field(20_000, ge=100, description="Tokens per token page.")
+
+
+def create_app(config: ViewerConfig | None = None) -> FastAPI:
+    """The app over `config.store`. Raises StoreNotFoundError when there is no store."""
+    config = config or ViewerConfig()
+    engine = readonly_engine(config.store)
+    store_url = resolve_url(config.store)
+    app = FastAPI(title="envfarm view", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine, app.state.config = engine, config
+    templates = Jinja2Templates(directory=_HERE / "templates")
+    templates.env.globals.update(STATUSES=STATUSES, TRAINABLE=TRAINABLE, present=present)
+    templates.env.filters.update(reward=_reward, secs=_secs, pct=_pct)
+    app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+    summaries: dict[str, tuple[Any, Any]] = {}
+    lock = threading.Lock()
+    roots = [r.expanduser().resolve() for r in config.artifacts_roots]
+
+    @app.middleware("http")
+    async def _timing(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
+        return response
+
+    def page(request: Request, name: str, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"store_url": _safe_url(store_url),
+                                                          **context})
+
+    def need_run(run_id: str) -> dict[str, Any]:
+        run = queries.get_run(engine, run_id)
+        if run is None:
+            raise HTTPException(404, f"no run {run_id!r} in this store")
+        return run
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return page(request, "index.html", runs=queries.list_runs(engine))
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    def run_page(request: Request, run_id: str) -> HTMLResponse:
+        version = queries.run_version(engine, run_id)
+        with lock:
+            cached = summaries.get(run_id)
+        if cached is not None and cached[0] == version:
+            summary = cached[1]
+        else:
+            summary = queries.run_summary(engine, run_id, with_sources=_has_tasks(engine))
+            if summary is None:
+                raise HTTPException(404, f"no run {run_id!r} in this store")
+            with lock:
+                summaries[run_id] = (version, summary)
+        from orchestrator.export import EXPORTERS
+
+        return page(request, "run.html", s=summary, run=summary.run,
+                    histogram=plots.histogram_svg(summary.histogram),
+                    timeline=plots.timeline_svg(summary.timeline),
+                    exporters=EXPORTERS, store_arg=_store_arg(config.store))
+
+    @app.get("/runs/{run_id}/episodes", response_class=HTMLResponse)
+    def episodes_page(request: Request, run_id: str, env: str | None = None,
+                      task: str | None = None, status: list[str] = Query(default=[]),
+                      min_reward: str | None = None, max_reward: str | None = None,
+                      sample: str | None = None, q: str | None = None,
+                      after: int | None = None, before: int | None = None) -> HTMLResponse:
+        run = need_run(run_id)
+        filt = queries.EpisodeFilter(
+            env=env or None, task=(task or "").strip() or None,
+            statuses=tuple(s for s in status if s in STATUSES),
+            min_reward=_float(min_reward, "min_reward"), max_reward=_float(max_reward, "max_reward"),
+            sample=_int(sample, "sample"), text=q or None)
+        result = queries.list_episodes(engine, run_id, filt, after=after, before=before,
+                                       limit=config.page_size)
+        params = {k: v for k, v in {"env": env, "task": task, "min_reward": min_reward,
+                                    "max_reward": max_reward, "sample": sample, "q": q}.items()
+                  if v not in (None, "")}
+        return page(request, "episodes.html", run=run, f=filt, p=result, params=params,
+                    status_params=list(filt.statuses),
+                    options=queries.filter_options(engine, run_id))
+
+    @app.get("/runs/{run_id}/episodes/{episode_id}", response_class=HTMLResponse)
+    def episode_page(request: Request, run_id: str, episode_id: int) -> HTMLResponse:
+        run = need_run(run_id)
+        ep = queries.get_episode(engine, run_id, episode_id)
+        if ep is None:
+            raise HTTPException(404, f"no episode {episode_id} in run {run_id}")
+        details = ep.get("reward_details") or {}
+        media = [(i, p, present.media_kind(p)) for i, p in
+                 enumerate(present.artifact_paths(details))]
+        return page(request, "episode.html", run=run, ep=ep, details=details,
+                    turns=present.turns(ep.get("messages") or [], ep["calls"]),
+                    why=present.explanation(ep), tests=present.test_outcomes(details),
+                    checks=details.get("checks") if isinstance(details.get("checks"), list)
+                    else [], media=media,
+                    diff=present.diff_lines(details["patch"])
+                    if isinstance(details.get("patch"), str) and details["patch"] else None,
+                    rest=present.remaining_details(details),
+                    n_tokens=len(ep.get("token_ids") or b"") // 4)
+
+    @app.get("/runs/{run_id}/episodes/{episode_id}/tokens", response_class=HTMLResponse)
+    def tokens_page(request: Request, run_id: str, episode_id: int,
+                    start: int = Query(0, ge=0)) -> HTMLResponse:
+        run = need_run(run_id)
+        row = queries.token_arrays(engine, run_id, episode_id)
+        if row is None:
+            raise HTTPException(404, f"no episode {episode_id} in run {run_id}")
+        path = run_tokenizer(run.get("config"), config.tokenizer)
+        decoder = load_decoder(path) if path else None
+        view = token_view(row, decoder, start=start, limit=config.tokens_per_page)
+        data = {"lp": [t["lp"] for t in view.tokens]}
+        if view.has_teacher:
+            data.update(tlp=[t["tlp"] for t in view.tokens], adv=[t["adv"] for t in view.tokens])
+        return page(request, "tokens.html", run=run, ep=row, v=view, tokenizer_path=path,
+                    per_page=config.tokens_per_page, data=data)
+
+    @app.get("/runs/{run_id}/episodes/{episode_id}/artifacts/{n}")
+    def artifact(run_id: str, episode_id: int, n: int) -> FileResponse:
+        ep = queries.get_episode(engine, run_id, episode_id)
+        paths = present.artifact_paths((ep or {}).get("reward_details") or {})
+        if not 0 <= n < len(paths):
+            raise HTTPException(404, "no such artifact")
+        path = Path(paths[n]).resolve()
+        if not any(path.is_relative_to(root) for root in roots):
+            raise HTTPException(403, f"{path} is outside the artifacts folders "
+                                "(envfarm view --artifacts DIR)")
+        if not path.is_file():
+            raise HTTPException(404, f"{path} is gone")
+        return FileResponse(path)
+
+    @app.get("/runs/{run_id}/groups", response_class=HTMLResponse)
+    def groups_page(request: Request, run_id: str, after: str | None = None,
+                    variance: str | None = None) -> HTMLResponse:
+        run = need_run(run_id)
+        variance = variance if variance in ("none", "some") else None
+        rows, next_after = queries.list_groups(engine, run_id, after=after, variance=variance,
+                                               limit=config.page_size)
+        return page(request, "groups.html", run=run, rows=rows, next_after=next_after,
+                    variance=variance)
+
+    @app.get("/runs/{run_id}/groups/{task_id:path}", response_class=HTMLResponse)
+    def group_page(request: Request, run_id: str, task_id: str) -> HTMLResponse:
+        run = need_run(run_id)
+        samples = queries.get_group(engine, run_id, task_id)
+        if not samples:
+            raise HTTPException(404, f"no episodes of {task_id!r} in run {run_id}")
+        for s in samples:
+            s["turns"] = present.turns(s.get("messages") or [], [])
+        scored = [s["reward"] for s in samples
+                  if s["status"] in TRAINABLE and s["reward"] is not None]
+        return page(request, "group.html", run=run, task_id=task_id, samples=samples,
+                    spread=(min(scored), max(scored)) if scored else None)
+
+    @app.get("/runs/{run_id}/export/{fmt}")
+    def export_download(run_id: str, fmt: str, status: list[str] = Query(default=["ok"])
+                        ) -> FileResponse:
+        from orchestrator.export import EXPORTERS, ExportFilter, export
+
+        need_run(run_id)
+        if fmt not in EXPORTERS:
+            raise HTTPException(404, f"no export format {fmt!r}; one of {', '.join(EXPORTERS)}")
+        tmp = Path(tempfile.mkdtemp(prefix="envfarm-view-export-"))
+        name = f"{run_id}{EXPORTERS[fmt].suffix}"
+        try:
+            export(ReadOnlyStore(engine, store_url), run_id, fmt, tmp / name,
+                   ExportFilter(statuses=tuple(status)))
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise HTTPException(400, f"export failed: {exc}") from exc
+        return FileResponse(tmp / name, filename=name,
+                            background=BackgroundTask(shutil.rmtree, tmp, True))
+
+    return app
+
+
+_TASKS_TABLE: dict[int, bool] = {}
+
+
+def _has_tasks(engine: Any) -> bool:
+    from orchestrator.viewer.source import has_table
+
+    key = id(engine)
+    if key not in _TASKS_TABLE:
+        _TASKS_TABLE[key] = has_table(engine, "tasks")
+    return _TASKS_TABLE[key]
+
+
+def _float(value: str | None, name: str) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a number, not {value!r}") from None
+
+
+def _int(value: str | None, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a whole number, not {value!r}") from None
+
+
+def _safe_url(url: str) -> str:
+    """The store URL without its password, for display."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 — display only
+        return "?"
+
+
+def _store_arg(store: str | None) -> str:
+    return f" --store {store}" if store else ""
+
+
+def _reward(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3g}"
+
+
+def _secs(v: Any) -> str:
+    if not isinstance(v, (int, float)):
+        return "—"
+    return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f}%"
