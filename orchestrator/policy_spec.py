@@ -3,7 +3,12 @@ stored config. `build` turns it into a fresh policy object per episode."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +49,28 @@ class PolicySpec(BaseModel):
         default_factory=list, description="Example messages inserted after the system "
         "prompt, before the task (stored with the run).")
 
+    def needs_local_server(self) -> bool:
+        return self.type in ("vllm", "chat") and bool(self.local_model) and not self.urls
+
+    @contextlib.contextmanager
+    def served(self, log_dir: str | Path | None = None) -> Iterator[PolicySpec]:
+        """This spec with a local vLLM server for `local_model` running (when it needs one).
+
+        Yields a copy whose `urls` (and `tokenizer`, when unset) point at the server; the
+        server is stopped when the block ends and its log is kept (path printed in
+        `PolicySpec.server_log`). Start it in the driver, before the run: with Ray every
+        worker would otherwise start a server of its own. Specs that need no server are
+        yielded unchanged.
+        """
+        if not self.needs_local_server():
+            yield self
+            return
+        server, spec = start_local_server(self, log_dir)
+        try:
+            yield spec
+        finally:
+            server.stop()
+
     def build(self, env: Any, task_id: str) -> Any:
         """A fresh policy for one episode of `task_id` in `env` (the unwrapped env)."""
         from policies import NoopPolicy, OraclePolicy
@@ -60,6 +87,32 @@ class PolicySpec(BaseModel):
 
 _shared: dict[str, Any] = {}
 _shared_lock = threading.Lock()
+_servers: dict[str, Any] = {}
+"""Servers started lazily by `build` (no `served()` block around the run): one per
+local model per process, stopped when the process exits."""
+
+
+def start_local_server(spec: PolicySpec, log_dir: str | Path | None = None) -> tuple[Any, PolicySpec]:
+    """Start vLLM for `spec.local_model`; return (server, spec with urls and tokenizer set).
+
+    Raises:
+        ModelNotInstalledError: the model is unknown or the setup has not installed it.
+        ServerStartError: vLLM exited or did not answer (the message holds its log tail).
+    """
+    from policies.local_server import CPU_ARGS, LocalVLLMServer
+    from policies.models import model_dir, model_info, models_dir
+
+    name = spec.local_model or ""
+    folder, info = model_dir(name), model_info(name)
+    logs = Path(log_dir) if log_dir else models_dir().parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"vllm-{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    server = LocalVLLMServer(folder, served_name=name, max_model_len=info.max_model_len,
+                             extra_args=[*CPU_ARGS, "--logprobs-mode", spec.logprobs_mode],
+                             log_path=log).start()
+    served = spec.model_copy(update={"urls": [server.url], "model": name,
+                                     "tokenizer": spec.tokenizer or str(folder)})
+    return server, served
 
 
 def _model_policy(spec: PolicySpec) -> Any:
@@ -74,15 +127,34 @@ def _model_policy(spec: PolicySpec) -> Any:
 def _new_model_policy(spec: PolicySpec) -> Any:
     from policies import ChatPolicy, SamplingConfig, VLLMPolicy
 
+    if spec.needs_local_server():
+        spec = _lazy_server(spec)  # under _model_policy's lock: one server per process
     if not spec.urls:
         raise ValueError(f"policy {spec.type!r} needs at least one server URL (--vllm-url)")
     sampling = SamplingConfig(temperature=spec.temperature, top_p=spec.top_p,
                               max_tokens_per_call=spec.max_tokens)
     if spec.type == "chat":
         return ChatPolicy(spec.urls[0].rstrip("/") + "/v1", spec.model, sampling=sampling,
-                          enable_thinking=spec.enable_thinking)
+                          enable_thinking=spec.enable_thinking, timeout_s=spec.timeout_s,
+                          system_prompt=spec.system_prompt, few_shot=spec.few_shot)
     if not spec.tokenizer:
         raise ValueError("the vllm policy works token-in/token-out: give --tokenizer, the model "
                          "folder with tokenizer.json and the chat template")
-    return VLLMPolicy.from_dir(spec.tokenizer, spec.urls, sampling=sampling,
-                               enable_thinking=spec.enable_thinking)
+    return VLLMPolicy.from_dir(
+        spec.tokenizer, spec.urls, sampling=sampling, enable_thinking=spec.enable_thinking,
+        timeout_s=spec.timeout_s, model=spec.model,
+        policy_kwargs={"guided": spec.guided, "logprobs_mode": spec.logprobs_mode,
+                       "system_prompt": spec.system_prompt, "few_shot": spec.few_shot})
+
+
+def _lazy_server(spec: PolicySpec) -> PolicySpec:
+    """A server for a spec built without `served()` (in-process runs): started once per
+    process and model, stopped at exit."""
+    key = f"{spec.local_model}:{spec.logprobs_mode}"
+    if key not in _servers:
+        server, _ = start_local_server(spec)
+        _servers[key] = server
+        atexit.register(server.stop)
+    server = _servers[key]
+    return spec.model_copy(update={"urls": [server.url], "model": spec.local_model,
+                                   "tokenizer": spec.tokenizer or str(server.model_dir)})

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 
 from policies.conversation import Conversation
 from policies.parsing import parse_completion
-from policies.template import ChatTemplate
+from policies.template import ChatTemplate, TemplateError
 from policies.types import ParsedCompletion
 
 
@@ -118,10 +118,19 @@ class ChatFormat:
         if conv.tokenized_upto == 0 and not conv.token_ids:
             conv.add_prompt_tokens(self.prompt_ids(conv.messages, conv.tools))
         else:
+            try:
+                delta = self.delta_ids(conv.pending())
+            except TemplateError as e:
+                # The template rewrites history: no delta can extend the sequence. Start
+                # afresh from the whole transcript; trainers take this episode per call.
+                conv.reset_tokens(f"chat template is not prefix-consistent: {e}")
+                conv.add_prompt_tokens(self.prompt_ids(conv.messages, conv.tools))
+                conv.tokenized_upto = len(conv.messages)
+                return list(conv.token_ids)
             if conv.needs_eot:
                 conv.add_prompt_tokens([self.eot_id])
                 conv.needs_eot = False
-            conv.add_prompt_tokens(self.delta_ids(conv.pending()))
+            conv.add_prompt_tokens(delta)
         conv.tokenized_upto = len(conv.messages)
         return list(conv.token_ids)
 

@@ -46,7 +46,11 @@ class ChatPolicy:
         max_retries: int = 3,
         timeout_s: float = 600.0,
         extra_body: dict[str, Any] | None = None,
+        system_prompt: str | None = None,
+        few_shot: list[dict[str, Any]] | None = None,
     ) -> None:
+        self.system_prompt = system_prompt
+        self.few_shot = list(few_shot or [])
         self.client = openai.OpenAI(
             base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout_s
         )
@@ -80,6 +84,7 @@ class ChatPolicy:
         """
         conv, owned = as_conversation(conversation, tools)
         tools = tools if tools is not None else conv.tools
+        conv.configure_prompt(self.system_prompt, self.few_shot)
         messages = [_to_openai(m) for m in normalize_messages(conv.messages)]
         body: dict[str, Any] = {
             "model": self.model,
@@ -164,6 +169,7 @@ def _to_openai(m: dict[str, Any]) -> dict[str, Any]:
     """OpenAI wire shape: tool-call arguments as JSON strings, reasoning under both names."""
     m = dict(m)
     m.pop("parse_errors", None)
+    m.pop("generation", None)
     if m.get("reasoning_content") is not None:
         m["reasoning"] = m[
             "reasoning_content"

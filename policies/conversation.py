@@ -27,6 +27,10 @@ class CallRecord:
     logprobs: list[float]
     finish_reason: str
     timings: dict[str, float] = field(default_factory=dict)
+    guided: bool = False
+    """The completion was constrained by structured outputs (see policies.guided)."""
+    logprobs_mode: str = "raw_logprobs"
+    """What `logprobs` are: vLLM's `--logprobs-mode` of the server that sampled them."""
 
 
 @dataclass
@@ -51,6 +55,10 @@ class Conversation:
     tokenized_upto: int = 0
     """Messages `[:tokenized_upto]` are already part of `token_ids`."""
     prefix_consistent: bool = True
+    prefix_reason: str | None = None
+    """Why `prefix_consistent` became False (the training rows are then per call)."""
+    prompt_configured: bool = False
+    """The policy's system prompt and few-shot examples were applied (first call)."""
     needs_eot: bool = False
     """The last completion ended without the end-of-turn token (length cut)."""
 
@@ -85,6 +93,8 @@ class Conversation:
                     logprobs=list(turn.logprobs),
                     finish_reason=turn.finish_reason,
                     timings=dict(turn.timings),
+                    guided=bool(turn.meta.get("guided", False)),
+                    logprobs_mode=str(turn.meta.get("logprobs_mode", "raw_logprobs")),
                 )
             )
             self.token_ids.extend(turn.completion_ids)
@@ -95,12 +105,37 @@ class Conversation:
         if turn.completion_ids:
             self.tokenized_upto = len(self.messages)
 
-    def reset_tokens(self) -> None:
+    def reset_tokens(self, reason: str = "history rewritten") -> None:
         """Forget the running sequence (after a history rewrite); calls stay recorded."""
         self.token_ids, self.loss_mask, self.token_logprobs = [], [], []
         self.tokenized_upto = 0
         self.needs_eot = False
         self.prefix_consistent = False
+        self.prefix_reason = self.prefix_reason or reason
+
+    def configure_prompt(
+        self, system_prompt: str | None = None, few_shot: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Apply a policy's prompt configuration once, before the first model call.
+
+        `system_prompt` replaces the env's system message (or comes first when there is
+        none); `few_shot` messages go right after it, before the task. Both become part
+        of the stored transcript, so what the model saw is what the record shows.
+        """
+        if self.prompt_configured:
+            return
+        self.prompt_configured = True
+        if system_prompt is None and not few_shot:
+            return
+        has_system = bool(self.messages) and self.messages[0].get("role") == "system"
+        if system_prompt is not None:
+            if has_system:
+                self.messages[0] = {**self.messages[0], "content": system_prompt}
+            else:
+                self.messages.insert(0, {"role": "system", "content": system_prompt})
+                has_system = True
+        at = 1 if has_system else 0
+        self.messages[at:at] = [dict(m) for m in few_shot or []]
 
     @property
     def completion_token_count(self) -> int:

@@ -22,10 +22,12 @@ DEFAULT_TEMPLATE_PATH = Path(__file__).with_name("templates") / "mimo.jinja"
 
 # A fixed history used to render deltas: the delta depends only on what comes
 # after the assistant's end-of-turn, so a two-message stand-in keeps the cost
-# of each delta constant instead of growing with the episode.
+# of each delta constant instead of growing with the episode. Its assistant turn
+# has reasoning, so a template that drops earlier turns' reasoning once a new
+# message arrives (Qwen3's) is caught as not prefix-consistent.
 _STAND_IN: tuple[dict[str, Any], ...] = (
     {"role": "user", "content": "."},
-    {"role": "assistant", "content": "."},
+    {"role": "assistant", "content": ".", "reasoning_content": "."},
 )
 
 
@@ -65,8 +67,72 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+TOOLS_HEADER = "# Tools\n\nYou can call these functions:\n<tools>"
+TOOLS_FOOTER = (
+    "\n</tools>\n\nTo call a function reply with exactly:\n<tool_call>\n<function=NAME>\n"
+    "<parameter=KEY>\nVALUE\n</parameter>\n</function>\n</tool_call>"
+)
+
+
+def tools_prompt(tools: list[dict[str, Any]]) -> str:
+    """The tool block (Qwen3-Coder XML, as the MiMo template writes it) for templates that
+    have no `tools` support of their own; it goes into the system message."""
+    lines = [TOOLS_HEADER]
+    for t in tools:
+        f = t.get("function", t)
+        lines.append(f"\n<function>\n<name>{f['name']}</name>")
+        if f.get("description"):
+            lines.append(f"\n<description>{f['description']}</description>")
+        params = f.get("parameters") or {}
+        lines.append("\n<parameters>")
+        for pname, p in (params.get("properties") or {}).items():
+            lines.append(f"\n<parameter>\n<name>{pname}</name>\n<type>{p.get('type', 'string')}</type>")
+            if p.get("description"):
+                lines.append(f"\n<description>{p['description']}</description>")
+            lines.append("\n</parameter>")
+        if "required" in params:
+            lines.append(f"\n<required>{json.dumps(params['required'])}</required>")
+        lines.append("\n</parameters>\n</function>")
+    lines.append(TOOLS_FOOTER)
+    return "".join(lines)
+
+
+def tool_call_text(name: str, arguments: dict[str, Any]) -> str:
+    """One call in Qwen3-Coder XML, byte for byte what the MiMo template renders (and what
+    guided decoding forces), so folded history re-renders the text the model wrote."""
+    out = [f"<tool_call>\n<function={name}>\n"]
+    for k, v in arguments.items():
+        value = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        out.append(f"<parameter={k}>\n{value}\n</parameter>\n")
+    out.append("</function>\n</tool_call>")
+    return "".join(out)
+
+
+def fold_tool_calls(message: dict[str, Any]) -> dict[str, Any]:
+    """An assistant message with its tool calls written into `content` as XML text."""
+    calls = message.get("tool_calls") or []
+    if not calls:
+        return message
+    text = message.get("content") or ""
+    for i, tc in enumerate(calls):
+        fn = tc.get("function", tc)
+        if text or i:
+            text += "\n"
+        text += tool_call_text(fn["name"], fn.get("arguments") or {})
+    out = {k: v for k, v in message.items() if k != "tool_calls"}
+    out["content"] = text
+    return out
+
+
 class ChatTemplate:
     """A compiled chat template plus the end-of-turn marker its deltas are cut at.
+
+    A model's own template is used as shipped. When it has no tool support (it
+    never mentions `tools`, like SmolLM2's ChatML), the tool block is written into
+    the system message (replacing the template's default system prompt when there
+    is none); when it never mentions `tool_calls`, assistant tool calls are folded
+    into the content as the XML the model wrote, so a re-render shows the model
+    its own calls.
 
     Args:
         source: Jinja source; the MiMo-style default when None.
@@ -81,6 +147,25 @@ class ChatTemplate:
         self.eot = eot
         self.enable_thinking = enable_thinking
         self._template = _compile(self.source)
+        self.renders_tools = "tools" in self.source
+        self.renders_tool_calls = "tool_calls" in self.source
+        self.is_default = source is None
+
+    def prepare(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        """Messages and tools as this template needs them (see the class docstring)."""
+        msgs = normalize_messages(messages)
+        if not self.renders_tool_calls:
+            msgs = [fold_tool_calls(m) if m.get("role") == "assistant" else m for m in msgs]
+        if tools and not self.renders_tools:
+            block = tools_prompt(tools)
+            if msgs and msgs[0].get("role") == "system":
+                msgs[0] = {**msgs[0], "content": f"{msgs[0].get('content') or ''}\n\n{block}"}
+            else:
+                msgs.insert(0, {"role": "system", "content": block})
+            tools = None
+        return msgs, tools
 
     def render(
         self,
@@ -90,8 +175,9 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
     ) -> str:
         """The whole transcript as text (what a chat API would feed the model)."""
+        msgs, tools = self.prepare(messages, tools)
         return self._template.render(
-            messages=normalize_messages(messages),
+            messages=msgs,
             tools=tools or None,
             add_generation_prompt=add_generation_prompt,
             enable_thinking=self.enable_thinking,

@@ -104,6 +104,9 @@ class AssistantTurn:
     """The raw completion text, when a model produced one."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent: `http_s` (server round trip), `client_s` (render, tokenize, parse)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """How the turn was generated (`guided`, `logprobs_mode`, `call`); stored with the
+    assistant message under `generation` so each stored call says it."""
 
     def to_message(self) -> dict[str, Any]:
         """The turn as an OpenAI-style chat message (reasoning in `reasoning_content`).
@@ -119,6 +122,8 @@ class AssistantTurn:
             msg["tool_calls"] = [tc.to_openai() for tc in self.tool_calls]
         if self.errors:
             msg["parse_errors"] = list(self.errors)
+        if self.meta:
+            msg["generation"] = dict(self.meta)
         return msg
 
     @classmethod

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from policies.base import as_conversation
 from policies.chat_format import ChatFormat
 from policies.conversation import Conversation
+from policies.guided import structured_outputs
 from policies.types import AssistantTurn
 from policies.vllm_client import ClientConfig, Completion, VLLMClient
 
@@ -52,6 +53,15 @@ class VLLMPolicy:
         chat_format: the model's tokenizer and template.
         client: a `VLLMClient`, a `ClientConfig`, or base URL(s).
         sampling: default sampling; `act(..., sampling=...)` overrides per call.
+        guided: constrain every turn to one well-formed tool call (`policies.guided`).
+        free_text: with `guided`, a short line of prose may precede the call.
+        logprobs_mode: what the server's logprobs are (its `--logprobs-mode`). The
+            default `raw_logprobs` is the model's own distribution before temperature,
+            top-p and the guidance mask: the same quantity a trainer recomputes from
+            the weights, so importance ratios start at 1 (see tests/realmodel).
+            Recorded with every call.
+        system_prompt, few_shot: prompt configuration applied before the first call
+            (`Conversation.configure_prompt`).
 
     Pass a `Conversation` to `act` to keep token continuity across turns; its
     `calls`, `token_ids`, `loss_mask` and `token_logprobs` are the training record.
@@ -62,6 +72,12 @@ class VLLMPolicy:
         chat_format: ChatFormat,
         client: VLLMClient | ClientConfig | str | list[str],
         sampling: SamplingConfig | None = None,
+        *,
+        guided: bool = False,
+        free_text: bool = False,
+        logprobs_mode: str = "raw_logprobs",
+        system_prompt: str | None = None,
+        few_shot: list[dict[str, Any]] | None = None,
     ) -> None:
         self.format = chat_format
         if isinstance(client, str):
@@ -70,6 +86,13 @@ class VLLMPolicy:
             client = ClientConfig(base_urls=client)
         self.client = client if isinstance(client, VLLMClient) else VLLMClient(client)
         self.sampling = sampling or SamplingConfig()
+        self.guided = guided
+        self.free_text = free_text
+        self.logprobs_mode = logprobs_mode
+        self.system_prompt = system_prompt
+        self.few_shot = list(few_shot or [])
+        self.server = None
+        """A `LocalVLLMServer` this policy owns (started for `local_model`), stopped by close()."""
 
     @classmethod
     def from_dir(
@@ -79,15 +102,21 @@ class VLLMPolicy:
         *,
         sampling: SamplingConfig | None = None,
         enable_thinking: bool = True,
+        policy_kwargs: dict[str, Any] | None = None,
         **client_kwargs: Any,
     ) -> VLLMPolicy:
         """Tokenizer and template from a Hugging Face model folder, servers from URLs."""
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
         fmt = ChatFormat.from_dir(model_dir, enable_thinking=enable_thinking)
-        return cls(fmt, ClientConfig(base_urls=urls, **client_kwargs), sampling)
+        return cls(
+            fmt, ClientConfig(base_urls=urls, **client_kwargs), sampling, **(policy_kwargs or {})
+        )
 
     def close(self) -> None:
         self.client.close()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
     def act(
         self,
@@ -109,14 +138,23 @@ class VLLMPolicy:
         t0 = time.perf_counter()
         conv, _ = as_conversation(conversation, tools)
         tools = tools if tools is not None else conv.tools
+        if not conv.token_ids:
+            conv.configure_prompt(self.system_prompt, self.few_shot)
         prompt = self.format.next_prompt(conv)
         params = sampling or self.sampling
+        body = params.body()
+        guided = bool(self.guided and tools)
+        if guided:
+            body["structured_outputs"] = structured_outputs(tools or [], free_text=self.free_text)
+        meta = {"guided": guided, "logprobs_mode": self.logprobs_mode, "call": len(conv.calls)}
+        if conv.prefix_reason:
+            meta["prefix_reason"] = conv.prefix_reason
         t1 = time.perf_counter()
         done: Completion = self.client.complete(
             prompt,
             max_tokens=params.max_tokens_per_call,
             stop_token_ids=[self.format.eot_id],
-            sampling=params.body(),
+            sampling=body,
             episode=conv.id,
         )
         t2 = time.perf_counter()
@@ -126,6 +164,7 @@ class VLLMPolicy:
                 prompt_ids=prompt,
                 finish_reason="length",
                 errors=[done.error or "no tokens generated"],
+                meta=meta,
                 timings={"http_s": t2 - t1, "client_s": (t1 - t0) + (time.perf_counter() - t2)},
             )
             return turn
@@ -145,6 +184,7 @@ class VLLMPolicy:
             finish_reason=finish,
             errors=parsed.errors,
             text=text,
+            meta=meta,
         )
         turn.timings = {"http_s": t2 - t1, "client_s": (t1 - t0) + (time.perf_counter() - t2)}
         conv.record_call(turn, ends_turn=ends_turn)
