@@ -104,6 +104,9 @@ def folder_importers() -> dict[str, Importer]:
             for kind, hooks in sorted(task_kinds().items()) if hooks["importer"]}
 
 
+NO_TASK_FILE = "no task file (task.toml or task.yaml) in this folder or below it"
+
+
 def walk(root: Path, importers: dict[str, Importer]) -> Iterator[Found]:
     """Task folders and bad folders under `root` (itself included), in sorted order.
 
@@ -120,9 +123,8 @@ def walk(root: Path, importers: dict[str, Importer]) -> Iterator[Found]:
                         "links are not followed: copy the folder in instead")
             continue
         below = list(walk(child, importers))
-        if not below:
-            below = [Found(child, problem="no task file (task.toml or task.yaml) in this "
-                           "folder or below it")]
+        if all(f.problem == NO_TASK_FILE for f in below):
+            below = [Found(child, problem=NO_TASK_FILE)]
         yield from below
 
 
