@@ -1,9 +1,15 @@
 """Where episodes run: threads in this process, or Ray actors across a cluster.
 
-Both hand back `concurrent.futures.Future`s of `EpisodeRecord` dicts, so the runner's
-dispatch loop is one piece of code. Each Ray actor is threaded (`max_concurrency`):
-an episode mostly waits on a container or the model, and a process per episode
-costs far more memory than a thread. Actors use their own node's Docker engine.
+Both take an `EpisodeJob` and hand back a `concurrent.futures.Future` of an
+`EpisodeRecord` dict, so the runner's dispatch loop is one piece of code. Each Ray actor
+is threaded (`max_concurrency`): an episode mostly waits on a container or the model,
+and a process per episode costs far more memory than a thread. Actors use their own
+node's engine.
+
+`close(abort=...)`: a normal close waits for the running episodes; an aborting close
+returns at once (worker threads are daemons, Ray actors are killed), and the caller
+removes the run's sandboxes (`remove_run_sandboxes`), which ends any episode still
+blocked on one.
 """
 
 from __future__ import annotations
@@ -11,93 +17,117 @@ from __future__ import annotations
 import concurrent.futures as cf
 import itertools
 import os
+import queue
+import socket
+import threading
 from typing import Any, Protocol
 
-from orchestrator.context import ContextConfig
 from orchestrator.episode import run_episode
-from orchestrator.policy_spec import PolicySpec
+from orchestrator.jobs import EpisodeJob
 from orchestrator.records import EpisodeRecord
 
 
-def execute(payload: dict[str, Any]) -> dict[str, Any]:
-    """Run one episode described by a plain-data payload (what crosses process lines)."""
+def execute(job: EpisodeJob) -> dict[str, Any]:
+    """Run one episode (in whatever process the job landed in); its record as a dict."""
     import envs  # noqa: F401 — registers the built-in envs in this process
+    from sandbox import current_run
 
-    for module in payload.get("imports", []):
+    for module in job.imports:
         __import__(module)
-    if payload.get("warm_pool_size"):
+    if job.warm_pool_size:
         from sandbox.pool import REGISTRY, enable_prewarm
 
-        if REGISTRY.size != payload["warm_pool_size"]:
-            enable_prewarm(payload["warm_pool_size"])
-    _configure_quotas(payload)
-    from sandbox.docker_backend import current_run
+        if REGISTRY.size != job.warm_pool_size:
+            enable_prewarm(job.warm_pool_size)
+    _configure_quotas(job)
+    current_run.set(job.run_id)  # this thread's sandboxes carry the run's label
+    env_kwargs = dict(job.env_kwargs)
+    if job.backend is not None:
+        from sandbox import BackendConfig, make_backend
 
-    current_run.set(payload["run_id"])  # this thread's sandboxes carry the run's label
-    spec = PolicySpec.model_validate(payload["policy"])
+        env_kwargs["backend"] = make_backend(BackendConfig.model_validate(job.backend),
+                                             run=job.sandbox_run)
     record = run_episode(
-        run_id=payload["run_id"], env_id=payload["env_id"], task_id=payload["task_id"],
-        sample_index=payload["sample_index"], make_policy=spec.build,
-        env_kwargs=payload.get("env_kwargs"), seed=payload.get("seed"),
-        max_turns=payload.get("max_turns"),
-        context=ContextConfig.model_validate(payload["context"]) if payload.get("context") else None,
-        tool_schemas=spec.tool_schemas)
-    record.attempts = payload.get("attempt", 1)
+        run_id=job.run_id, env_id=job.env_id, task_id=job.task_id,
+        sample_index=job.sample_index, make_policy=job.policy.build, env_kwargs=env_kwargs,
+        seed=job.seed, max_turns=job.max_turns, context=job.context,
+        tool_schemas=job.policy.tool_schemas)
+    record.attempts = job.attempt
     return record.to_dict()
 
 
 _quota_config: str | None = None
 
 
-def _configure_quotas(payload: dict[str, Any]) -> None:
+def _configure_quotas(job: EpisodeJob) -> None:
     """Install the run's quotas in this process once (cluster-wide on Ray)."""
     global _quota_config
-    quotas = payload.get("quotas") or {}
-    key = repr((sorted(quotas.items()), payload.get("quota_backend")))
-    if not quotas or key == _quota_config:
+    key = repr((sorted((k, v.model_dump()) for k, v in job.quotas.items()), job.quota_backend))
+    if not job.quotas or key == _quota_config:
         return
     from envs.quotas import QUOTAS
 
     backend = None
-    if payload.get("quota_backend") == "ray":
+    if job.quota_backend == "ray":
         from orchestrator.quotas import RayQuotaBackend
 
         backend = RayQuotaBackend()
-    QUOTAS.configure(quotas, backend)
+    QUOTAS.configure(dict(job.quotas), backend)
     _quota_config = key
 
 
 class Executor(Protocol):
     capacity: int
 
-    def submit(self, payload: dict[str, Any]) -> cf.Future: ...
+    def submit(self, job: EpisodeJob) -> cf.Future: ...
 
-    def close(self) -> None: ...
+    def close(self, abort: bool = False) -> None: ...
 
 
 class ThreadExecutor:
-    """Episodes on threads of this process (no Ray): tests, laptops, debugging."""
+    """Episodes on daemon threads of this process (no Ray): tests, laptops, debugging.
+
+    Daemon threads, unlike `ThreadPoolExecutor`'s, never hold the interpreter at exit: an
+    interrupted run ends at once even while an episode waits on a silent model server."""
 
     def __init__(self, concurrency: int) -> None:
         self.capacity = concurrency
-        self._pool = cf.ThreadPoolExecutor(concurrency, thread_name_prefix="episode")
+        self._queue: queue.SimpleQueue[tuple[cf.Future, EpisodeJob] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"episode_{i}", daemon=True)
+                         for i in range(concurrency)]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, payload: dict[str, Any]) -> cf.Future:
-        return self._pool.submit(execute, payload)
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, job = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(execute(job))
+            except BaseException as exc:  # noqa: BLE001 — handed to the runner as a failure
+                future.set_exception(exc)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def submit(self, job: EpisodeJob) -> cf.Future:
+        future: cf.Future = cf.Future()
+        self._queue.put((future, job))
+        return future
+
+    def close(self, abort: bool = False) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        if not abort:
+            for thread in self._threads:
+                thread.join()
 
 
 class EpisodeWorker:
     """A Ray actor running many episodes at once on threads."""
 
-    def run(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return execute(payload)
+    def run(self, job: EpisodeJob) -> dict[str, Any]:
+        return execute(job)
 
     def node(self) -> str:
-        import socket
-
         return socket.gethostname()
 
 
@@ -133,22 +163,73 @@ class RayExecutor:
             max_concurrency=self._per_worker, num_cpus=0, resources=self._resources,
             scheduling_strategy="SPREAD", max_restarts=-1, max_task_retries=0).remote()
 
-    def submit(self, payload: dict[str, Any]) -> cf.Future:
+    def submit(self, job: EpisodeJob) -> cf.Future:
         actor = self._actors[next(self._next)]
-        return actor.run.remote(payload).future()
+        return actor.run.remote(job).future()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Kill the actors (their running episodes end with them; `abort` is the same
+        here: an actor never outlives its run)."""
         for actor in self._actors:
             try:
-                self._ray.kill(actor)
-            except Exception:  # noqa: BLE001 — already gone
+                self._ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001, S110 — already gone
                 pass
 
 
-def failed_record(payload: dict[str, Any], error: BaseException) -> EpisodeRecord:
+def failed_record(job: EpisodeJob, error: BaseException) -> EpisodeRecord:
     """The record of an episode whose worker itself failed (actor died, lost node)."""
-    return EpisodeRecord(run_id=payload["run_id"], task_id=payload["task_id"],
-                         sample_index=payload["sample_index"], env_id=payload["env_id"],
+    return EpisodeRecord(run_id=job.run_id, task_id=job.task_id,
+                         sample_index=job.sample_index, env_id=job.env_id,
                          status="infra_error", reward=None,
                          error=f"worker failed: {type(error).__name__}: {error}",
-                         attempts=payload.get("attempt", 1))
+                         attempts=job.attempt)
+
+
+def remove_run_sandboxes(run: str, backend: dict[str, Any] | None = None, *,
+                         owner_gone_only: bool = False) -> int:
+    """Remove the sandboxes labelled `envfarm.run=<run>` on this host's engine: all of them
+    (an interrupted run: Ray actors' included), or with `owner_gone_only` those whose owner
+    process is gone (leftovers of a killed driver or actor; live runs sharing the label
+    keep theirs). Returns how many were removed; never raises (an engine that does not
+    answer has nothing to remove that this run could reach).
+
+    Backends that hold a Docker-API client (docker, gvisor, podman's compatible API) are
+    cleaned through it; others are left to their own `gc`."""
+    try:
+        from sandbox import BackendConfig, make_backend
+        from sandbox.run_context import LABEL_OWNER, LABEL_RUN
+
+        engine = make_backend(BackendConfig.model_validate(backend) if backend else None,
+                              run=run)
+        client = getattr(engine, "client", None)
+        if client is None or not hasattr(client, "api"):
+            return 0
+        removed = 0
+        listed = client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run}"})
+        for container in listed:
+            owner = (container.get("Labels") or {}).get(LABEL_OWNER, "")
+            if owner_gone_only and _owner_alive(owner):
+                continue
+            try:
+                client.api.remove_container(container["Id"], force=True)
+                removed += 1
+            except Exception:  # noqa: BLE001, S110 — removed meanwhile, or in progress
+                pass
+        return removed
+    except Exception:  # noqa: BLE001 — cleanup must not hide why the run stopped
+        return 0
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the `host:pid` owner of a sandbox may still use it (another host: assume so)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -5,26 +5,53 @@ The plan is (task, sample index) pairs, grouped by environment image so that a w
 reuses cached images. Nothing is held beyond what is in flight: each finished episode
 is written to the store before the next is dispatched, so a killed driver loses at
 most the episodes that were running, and `resume` runs exactly what is missing.
+
+Failures, by who must act:
+- before the run is created, `orchestrator.preflight` checks the env, its arguments, the
+  tasks, the engine and the model server: a run that cannot work is never created;
+- a `task_error` episode (a broken task or image) is stored and never retried;
+- an `infra_error` episode is retried with exponential backoff (capped), long enough in
+  total to ride out an engine restart; while the engine does not answer, nothing is
+  dispatched and a failure costs no attempt (up to `engine_wait_s`);
+- nothing finishing for `stall_report_s` is reported while it lasts (and whether the model
+  server still answers).
+
+Interruptions (SIGINT, SIGTERM): dispatching stops, running episodes get `stop_grace_s`
+to finish and be stored, then the run's sandboxes are removed (Ray actors' too) and
+`run()` returns a summary with `interrupted` set; the run can be resumed. A second signal
+aborts at once, still removing the run's sandboxes.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from envs import status as st
 from envs.quotas import QuotaSpec
 from orchestrator.context import ContextConfig
-from orchestrator.executors import RayExecutor, ThreadExecutor, failed_record
+from orchestrator.executors import (
+    RayExecutor,
+    ThreadExecutor,
+    failed_record,
+    remove_run_sandboxes,
+)
+from orchestrator.jobs import EpisodeJob
 from orchestrator.policy_spec import PolicySpec
 from orchestrator.progress import RolloutProgress
 from orchestrator.records import EpisodeRecord
 from orchestrator.store import Store
+from sandbox import BackendConfig
 
 
 class RolloutConfig(BaseModel):
@@ -37,6 +64,9 @@ class RolloutConfig(BaseModel):
     task_filter: dict[str, Any] = Field(
         default_factory=dict, description="Catalogue filter (repo, status, limit) when no task_ids.")
     policy: PolicySpec = Field(default_factory=PolicySpec, description="Who acts.")
+    backend: BackendConfig | None = Field(
+        None, description="Sandbox engine (docker, gvisor, podman, sim, ...); None: "
+        "$ENVFARM_BACKEND or docker, resolved and stored when the run is created.")
     n: int = Field(1, ge=1, description="Samples per task (group size for GRPO-style advantages).")
     concurrency: int = Field(4, ge=1, description="Episodes in flight per worker.")
     workers: int = Field(1, ge=1, description="Ray actors (ignored by the thread executor).")
@@ -44,16 +74,27 @@ class RolloutConfig(BaseModel):
     ray_address: str | None = Field(None, description="Ray cluster address; None: local Ray.")
     ray_node_resource: str | None = Field(
         None, description="Custom Ray resource that marks sandbox worker nodes (cluster).")
-    max_turns: int | None = Field(None, description="Override of the env's turn limit.")
-    max_attempts: int = Field(3, ge=1, description="Attempts per episode on infrastructure errors.")
-    retry_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each time.")
+    max_turns: int | None = Field(None, ge=1, description="Override of the env's turn limit.")
+    max_attempts: int = Field(5, ge=1, description="Attempts per episode on infrastructure errors.")
+    retry_backoff_s: float = Field(
+        5.0, ge=0, description="First retry delay; doubles each attempt up to the cap. With "
+        "the defaults an episode is retried over 75 s: an engine restart is ridden out.")
+    retry_backoff_max_s: float = Field(60.0, ge=0, description="Cap of one retry delay.")
+    engine_wait_s: float = Field(
+        300.0, ge=0, description="While the engine does not answer, dispatch waits up to this "
+        "long and failures cost no attempt (local runs).")
+    stop_grace_s: float = Field(
+        15.0, ge=0, description="After SIGINT/SIGTERM, how long running episodes may finish "
+        "and be stored before their sandboxes are removed.")
+    stall_report_s: float = Field(
+        15.0, gt=0, description="Report when no episode has finished for this long.")
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor args.")
     imports: list[str] = Field(default_factory=list, description="Modules that register envs.")
     seed: int = Field(0, description="Base seed; episode seed = seed + sample index.")
     skip_solved_or_hopeless: bool = Field(
         False, description="Dynamic sampling: skip tasks whose past pass rate is 0 or 1.")
     min_history: int = Field(4, ge=1, description="Past samples needed before a task is skipped.")
-    max_tasks_per_repo: int | None = Field(None, description="Per-source quota.")
+    max_tasks_per_repo: int | None = Field(None, ge=1, description="Per-source quota.")
     repo_priority: dict[str, int] = Field(
         default_factory=dict, description="Higher runs first; then grouped by image.")
     tool_quotas: dict[str, QuotaSpec] = Field(
@@ -63,6 +104,10 @@ class RolloutConfig(BaseModel):
         None, description="Summarize and archive long histories (off by default).")
     warm_pool_size: int = Field(
         0, ge=0, description="Warm sandboxes kept per image and configuration in each worker.")
+
+    def retry_delay_s(self, attempt: int) -> float:
+        """The delay before attempt `attempt + 1`."""
+        return min(self.retry_backoff_s * 2 ** (attempt - 1), self.retry_backoff_max_s)
 
 
 @dataclass
@@ -83,29 +128,65 @@ class RunSummary:
     skipped: int = 0
     elapsed_s: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
+    interrupted: str | None = None
+    """The signal that stopped the run (SIGINT, SIGTERM), or None when it ran to the end."""
+    unfinished: int = 0
+    """Episodes not stored because the run was interrupted (run them with --resume)."""
+    sandboxes_removed: int = 0
+
+    @property
+    def all_failed(self) -> bool:
+        """Whether episodes were stored and none has a reward (all task or infra errors)."""
+        return bool(self.statuses) and all(s in st.NOT_SCORED for s in self.statuses)
+
+
+class _Abort(BaseException):
+    """Raised by the second interrupt: leave the dispatch loop at once."""
 
 
 class RolloutRunner:
     """Runs a `RolloutConfig` against a store. One runner per run."""
 
     def __init__(self, config: RolloutConfig, store: Store | None = None,
-                 run_id: str | None = None, show_progress: bool = True) -> None:
+                 run_id: str | None = None, show_progress: bool = True,
+                 preflight: bool = True) -> None:
         import envs
 
         for module in config.imports:
             __import__(module)
+        if config.backend is None:  # resolved now, so the stored config says which engine
+            config = config.model_copy(update={"backend": BackendConfig()})
         self.config = config
         self.store = store or Store()
         self.env_id = envs.lookup(config.env).env_id if "/" not in config.env else config.env
         self.run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.show_progress = show_progress
+        self.preflight = preflight
+        self._stopping: str | None = None
+        self._stop_deadline = 0.0
+        self._engine_down_since: float | None = None
+        self._engine_checked = (0.0, True)
+        self._engine_reported = 0.0
+        self._probe: Any = None
 
     @classmethod
     def resume(cls, run_id: str, store: Store | None = None, **kwargs: Any) -> RolloutRunner:
         """A runner for a stored run: it runs only what is not stored yet."""
         store = store or Store()
-        config = RolloutConfig.model_validate(store.get_run(run_id)["config"])
+        try:
+            stored = store.get_run(run_id)
+        except KeyError:
+            from orchestrator.errors import ConfigError
+
+            raise ConfigError(f"no run {run_id!r} in {store.url}",
+                              "list the stored runs with `envfarm runs list`") from None
+        config = RolloutConfig.model_validate(stored["config"])
         return cls(config, store, run_id=run_id, **kwargs)
+
+    @property
+    def sandbox_label(self) -> str:
+        """The `envfarm.run` label of this run's sandboxes."""
+        return str(self.config.env_kwargs.get("run") or self.run_id)
 
     # -- planning --------------------------------------------------------------------------
     def plan(self) -> tuple[list[WorkItem], int]:
@@ -134,13 +215,13 @@ class RolloutRunner:
         if self.config.task_ids is not None:
             return [(t, None, 0) for t in self.config.task_ids]
         from envs import lookup
-        from swe_tasks.catalogue import Catalogue
+        from orchestrator.preflight import _catalogue
 
         kind = lookup(self.env_id).task_kind
         filt = dict(self.config.task_filter)
-        records = Catalogue(self.store.url).query(kind=kind, repo=filt.get("repo"),
-                                                  status=filt.get("status"),
-                                                  limit=filt.get("limit"))
+        records = _catalogue(self.store.url).query(kind=kind, repo=filt.get("repo"),
+                                                   status=filt.get("status"),
+                                                   limit=filt.get("limit"))
         per_repo: collections.Counter[str] = collections.Counter()
         out = []
         for rec in records:
@@ -153,48 +234,107 @@ class RolloutRunner:
 
     # -- running ---------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        """Run (or finish) the rollout; returns counts. Safe to call again after a crash."""
-        try:
+        """Run (or finish) the rollout; returns counts. Safe to call again after a crash.
+
+        Raises PreflightError (nothing created) when the run cannot work."""
+        resuming = self._run_exists()
+        if self.preflight:
+            from orchestrator.preflight import preflight
+
+            preflight(self.config, self.store.url)
+        if not resuming:
             self.store.create_run(self.run_id, self.config.model_dump(mode="json"))
-        except ValueError:
-            pass  # resuming: the run exists
+        else:
+            self.store.set_run_state(self.run_id, "running")
+        remove_run_sandboxes(self.sandbox_label, self._backend_data(), owner_gone_only=True)
         items, skipped = self.plan()
         summary = RunSummary(self.run_id, skipped=skipped)
         started = time.monotonic()
-        executor = self._executor()
         progress = RolloutProgress(self.run_id, total=len(items), enabled=self.show_progress)
         pending = collections.deque(items)
-        inflight: dict[cf.Future, tuple[WorkItem, dict[str, Any]]] = {}
+        inflight: dict[cf.Future, tuple[WorkItem, EpisodeJob]] = {}
+        executor = self._executor()
+        aborted = False
         try:
-            with progress:
-                while pending or inflight:
-                    self._dispatch(executor, pending, inflight)
-                    done, _ = cf.wait(list(inflight), timeout=0.25,
-                                      return_when=cf.FIRST_COMPLETED) if inflight else (set(), None)
-                    if not inflight:
-                        time.sleep(0.05)  # everything pending waits for its retry delay
-                    for future in done:
-                        item, payload = inflight.pop(future)
-                        record = self._outcome(future, payload)
-                        if record.status == "infra_error" and item.attempt < self.config.max_attempts:
-                            delay = self.config.retry_backoff_s * 2 ** (item.attempt - 1)
-                            pending.appendleft(WorkItem(item.task_id, item.sample_index,
-                                                        item.image_key, item.priority,
-                                                        item.attempt + 1,
-                                                        time.monotonic() + delay))
-                            summary.retried += 1
-                            progress.retried(record)
-                            continue
-                        record.attempts = item.attempt
-                        if self.store.save_episode(record):
-                            summary.stored += 1
-                        progress.finished(record)
-            self.store.set_run_state(self.run_id, "done")
+            with self._signals(progress), progress:
+                self._loop(executor, pending, inflight, summary, progress)
+        except _Abort:
+            aborted = True
         finally:
-            executor.close()
+            stopped = self._stopping is not None
+            executor.close(abort=stopped)
+            if stopped:
+                summary.sandboxes_removed = remove_run_sandboxes(
+                    self.sandbox_label, self._backend_data())
+        if stopped:
+            summary.interrupted = self._stopping
+            summary.unfinished = len(pending) + len(inflight)
+            self.store.set_run_state(self.run_id, "interrupted")
+            if aborted:
+                progress.warn("aborted: running episodes were dropped (resume runs them)")
+        else:
+            self.store.set_run_state(self.run_id, "done")
         summary.elapsed_s = time.monotonic() - started
         summary.statuses = self.store.status_counts(self.run_id)
         return summary
+
+    def _run_exists(self) -> bool:
+        try:
+            self.store.get_run(self.run_id)
+        except KeyError:
+            return False
+        return True
+
+    def _loop(self, executor: Any, pending: collections.deque[WorkItem],
+              inflight: dict[cf.Future, tuple[WorkItem, EpisodeJob]], summary: RunSummary,
+              progress: RolloutProgress) -> None:
+        last_done = time.monotonic()
+        last_report = last_done
+        while pending or inflight:
+            now = time.monotonic()
+            if self._stopping is not None:
+                if not inflight or now >= self._stop_deadline:
+                    return
+            elif self._engine_down_since is None:
+                self._dispatch(executor, pending, inflight)
+            if inflight:
+                done, _ = cf.wait(list(inflight), timeout=0.25, return_when=cf.FIRST_COMPLETED)
+            else:
+                done = set()
+                time.sleep(0.05)  # everything pending waits for its retry delay
+            for future in done:
+                item, job = inflight.pop(future)
+                self._handle(item, self._outcome(future, job), pending, summary, progress)
+                last_done = time.monotonic()
+            self._watch_engine(progress)
+            now = time.monotonic()
+            if inflight and now - max(last_done, last_report) >= self.config.stall_report_s:
+                last_report = now
+                progress.warn(self._stall_message(now - last_done, len(inflight)))
+
+    def _handle(self, item: WorkItem, record: EpisodeRecord, pending: collections.deque[WorkItem],
+                summary: RunSummary, progress: RolloutProgress) -> None:
+        """Store a finished episode, or queue its retry."""
+        if record.status in st.RETRYABLE:
+            if self._stopping is not None:
+                return  # interrupted under it: not stored, so resume runs it again
+            if self._engine_is_down():
+                # The engine is gone: this failure is not the episode's; it costs no attempt.
+                pending.appendleft(WorkItem(item.task_id, item.sample_index, item.image_key,
+                                            item.priority, item.attempt, 0.0))
+                return
+            if item.attempt < self.config.max_attempts:
+                delay = self.config.retry_delay_s(item.attempt)
+                pending.appendleft(WorkItem(item.task_id, item.sample_index, item.image_key,
+                                            item.priority, item.attempt + 1,
+                                            time.monotonic() + delay))
+                summary.retried += 1
+                progress.retried(record)
+                return
+        record.attempts = item.attempt
+        if self.store.save_episode(record):
+            summary.stored += 1
+        progress.finished(record)
 
     def _executor(self) -> Any:
         if self.config.executor == "threads":
@@ -203,8 +343,22 @@ class RolloutRunner:
                            per_worker=self.config.concurrency,
                            node_resource=self.config.ray_node_resource)
 
+    def _backend_data(self) -> dict[str, Any] | None:
+        return self.config.backend.model_dump(mode="json") if self.config.backend else None
+
+    def job(self, item: WorkItem) -> EpisodeJob:
+        """The typed job a worker runs for `item`."""
+        return EpisodeJob(
+            run_id=self.run_id, env_id=self.env_id, task_id=item.task_id,
+            sample_index=item.sample_index, attempt=item.attempt, policy=self.config.policy,
+            env_kwargs={"catalogue_url": self.store.url, **self.config.env_kwargs},
+            backend=self._backend_data(), imports=self.config.imports,
+            max_turns=self.config.max_turns, seed=self.config.seed + item.sample_index,
+            warm_pool_size=self.config.warm_pool_size, quotas=self.config.tool_quotas,
+            quota_backend=self.config.executor, context=self.config.context)
+
     def _dispatch(self, executor: Any, pending: collections.deque[WorkItem],
-                  inflight: dict[cf.Future, tuple[WorkItem, dict[str, Any]]]) -> None:
+                  inflight: dict[cf.Future, tuple[WorkItem, EpisodeJob]]) -> None:
         """Fill free slots, in plan order, with items whose retry delay has passed."""
         now = time.monotonic()
         for _ in range(len(pending)):
@@ -214,23 +368,120 @@ class RolloutRunner:
             if item.not_before > now:
                 pending.append(item)
                 continue
-            payload = {
-                "run_id": self.run_id, "env_id": self.env_id, "task_id": item.task_id,
-                "sample_index": item.sample_index, "attempt": item.attempt,
-                "policy": self.config.policy.model_dump(mode="json"),
-                "env_kwargs": {"catalogue_url": self.store.url, **self.config.env_kwargs},
-                "imports": self.config.imports,
-                "max_turns": self.config.max_turns, "seed": self.config.seed + item.sample_index,
-                "warm_pool_size": self.config.warm_pool_size,
-                "quotas": {k: v.model_dump() for k, v in self.config.tool_quotas.items()},
-                "quota_backend": self.config.executor,
-                "context": self.config.context.model_dump() if self.config.context else None,
-            }
-            inflight[executor.submit(payload)] = (item, payload)
+            job = self.job(item)
+            inflight[executor.submit(job)] = (item, job)
 
     @staticmethod
-    def _outcome(future: cf.Future, payload: dict[str, Any]) -> EpisodeRecord:
+    def _outcome(future: cf.Future, job: EpisodeJob) -> EpisodeRecord:
         try:
             return EpisodeRecord.from_dict(future.result())
         except Exception as exc:  # noqa: BLE001 — a worker that died is an infra failure
-            return failed_record(payload, exc)
+            return failed_record(job, exc)
+
+    # -- the engine and stalls -------------------------------------------------------------
+    def _checks_engine(self) -> bool:
+        """Engine checks are for engines this driver can reach: local runs only."""
+        return self.config.ray_address is None and self.config.engine_wait_s > 0
+
+    def _engine_healthy(self) -> bool:
+        """Whether the engine answers (asked at most every 2 s)."""
+        checked_at, healthy = self._engine_checked
+        if time.monotonic() - checked_at < 2.0:
+            return healthy
+        from sandbox import make_backend
+
+        try:
+            if self._probe is None:
+                self._probe = make_backend(self.config.backend, run=self.sandbox_label)
+            healthy = bool(self._probe.healthy())
+        except Exception:  # noqa: BLE001 — an engine that cannot even be reached
+            healthy = False
+        self._engine_checked = (time.monotonic(), healthy)
+        return healthy
+
+    def _engine_is_down(self) -> bool:
+        """Whether failures now are the engine's (it does not answer, within the wait)."""
+        if not self._checks_engine():
+            return False
+        if self._engine_down_since is not None:
+            return True
+        if self._engine_healthy():
+            return False
+        self._engine_down_since = time.monotonic()
+        self._engine_reported = 0.0
+        return True
+
+    def _watch_engine(self, progress: RolloutProgress) -> None:
+        """While the engine is down: hold dispatch, report every `stall_report_s`, and
+        resume when it answers (or give up waiting after `engine_wait_s`)."""
+        if self._engine_down_since is None:
+            return
+        down_s = time.monotonic() - self._engine_down_since
+        if self._engine_healthy():
+            progress.warn(f"the {self._engine_name()} engine answers again after {down_s:.0f} s; "
+                          "dispatching")
+            self._engine_down_since = None
+        elif down_s > self.config.engine_wait_s:
+            progress.warn(f"the {self._engine_name()} engine has not answered for "
+                          f"{down_s:.0f} s; retrying episodes anyway (each failure now costs "
+                          "an attempt)")
+            self._engine_down_since = None
+            self.config = self.config.model_copy(update={"engine_wait_s": 0.0})
+        elif down_s - self._engine_reported >= self.config.stall_report_s or \
+                not self._engine_reported:
+            self._engine_reported = max(down_s, 1e-3)
+            progress.warn(f"the {self._engine_name()} engine does not answer ({down_s:.0f} s); "
+                          f"waiting up to {self.config.engine_wait_s:.0f} s before retrying")
+
+    def _engine_name(self) -> str:
+        return self.config.backend.type if self.config.backend else "sandbox"
+
+    def _stall_message(self, quiet_s: float, running: int) -> str:
+        text = f"no episode finished for {quiet_s:.0f} s; {running} running"
+        policy = self.config.policy
+        if policy.type in ("vllm", "chat") and policy.urls:
+            import httpx
+
+            silent = []
+            for url in policy.urls:
+                try:
+                    httpx.get(url.rstrip("/") + "/v1/models", timeout=3.0).raise_for_status()
+                except httpx.HTTPError as exc:
+                    silent.append(f"{url} ({type(exc).__name__})")
+            text += (f"; model server silent: {', '.join(silent)}" if silent
+                     else "; the model server answers (episodes are slow)")
+        return text
+
+    # -- interruptions ---------------------------------------------------------------------
+    @contextmanager
+    def _signals(self, progress: RolloutProgress) -> Iterator[None]:
+        """SIGINT/SIGTERM handlers for the run (main thread only; elsewhere, none)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if self._stopping is not None:
+                raise _Abort(name)
+            self._stopping = name
+            self._stop_deadline = time.monotonic() + self.config.stop_grace_s
+            progress.warn(f"{name}: no new episodes; running ones may finish for up to "
+                          f"{self.config.stop_grace_s:.0f} s, then their sandboxes are "
+                          "removed (press Ctrl-C again to stop now)")
+
+        saved = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in saved.items():
+                signal.signal(s, handler)
+
+
+def failure_causes(store: Store, run_id: str, limit: int = 3) -> str:
+    """The most common causes of a run's failed episodes, as one line."""
+    causes: collections.Counter[str] = collections.Counter()
+    for e in store.episodes(run_id, statuses=st.NOT_SCORED, with_calls=False):
+        first = (e.error or "no error recorded").strip().splitlines()[0][:160]
+        causes[f"{e.status}: {first}"] += 1
+    return "; ".join(f"{n}× {cause}" for cause, n in causes.most_common(limit))

@@ -18,29 +18,46 @@ def rollout(
     vllm_url: list[str] = typer.Option([], "--vllm-url", help="Model server URL (repeatable)."),
     model: str = typer.Option(None, help="Served model name."),
     tokenizer: str = typer.Option(None, help="Tokenizer dir for token-in/token-out."),
+    local_model: str = typer.Option(None, "--local-model", help="Installed model to serve "
+                                    "locally for the run (no --vllm-url needed)."),
+    guided: bool = typer.Option(False, "--guided/--no-guided", help="Constrain turns to "
+                                "well-formed tool calls (vLLM structured outputs)."),
+    model_timeout: float = typer.Option(120.0, "--model-timeout", min=1.0,
+                                        help="Seconds a model server may take per call."),
     task: list[str] = typer.Option([], "--task", help="Task id (repeatable); default: catalogue."),
     repo: str = typer.Option(None, help="Catalogue filter: repository."),
     status: str = typer.Option(None, help="Catalogue filter: validation status."),
-    limit: int = typer.Option(None, help="Catalogue filter: at most this many tasks."),
-    n: int = typer.Option(1, "--n", help="Samples per task."),
-    concurrency: int = typer.Option(4, help="Episodes in flight per worker."),
-    workers: int = typer.Option(1, help="Ray actors."),
+    limit: int = typer.Option(None, min=1, help="Catalogue filter: at most this many tasks."),
+    n: int = typer.Option(1, "--n", min=1, help="Samples per task."),
+    concurrency: int = typer.Option(4, min=1, help="Episodes in flight per worker."),
+    workers: int = typer.Option(1, min=1, help="Ray actors."),
     executor: str = typer.Option("ray", help="ray | threads"),
+    backend: str = typer.Option(None, "--backend", help="Sandbox engine: docker | gvisor | "
+                                "podman | sim ... (default $ENVFARM_BACKEND, else docker)."),
     ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster; default local."),
     ray_node_resource: str = typer.Option(None, help="Ray resource marking sandbox workers."),
-    warm_pool: int = typer.Option(0, help="Warm sandboxes per image in each worker."),
+    warm_pool: int = typer.Option(0, min=0, help="Warm sandboxes per image in each worker."),
     env_arg: list[str] = typer.Option([], "--env-arg", help="Env kwarg KEY=VALUE (JSON value)."),
-    max_turns: int = typer.Option(None, help="Override the env's turn limit."),
-    max_attempts: int = typer.Option(3, help="Attempts per episode on infrastructure errors."),
+    max_turns: int = typer.Option(None, min=1, help="Override the env's turn limit."),
+    max_attempts: int = typer.Option(5, min=1, help="Attempts per episode on infrastructure "
+                                     "errors (retried with backoff up to a minute apart)."),
+    stop_grace: float = typer.Option(15.0, min=0.0, help="On Ctrl-C/SIGTERM, seconds running "
+                                     "episodes may finish before their sandboxes go."),
     skip_solved: bool = typer.Option(False, help="Skip tasks whose pass rate is 0 or 1."),
     store: str = typer.Option(None, help="SQLAlchemy URL (default ENVFARM_STORE / envfarm.db)."),
     out: Path = typer.Option(None, help="Also export the run as JSONL into this directory."),
     resume: str = typer.Option(None, "--resume", help="Finish a stored run by id."),
 ) -> None:
-    """Run episodes (oracle, noop or a model) and store trajectories and rewards."""
+    """Run episodes (oracle, noop or a model) and store trajectories and rewards.
+
+    Checks first (env, its arguments, tasks, engine, model server) and creates no run when
+    one fails. Ctrl-C or SIGTERM stops cleanly: finished episodes stay stored, the run's
+    sandboxes are removed, and `--resume RUN_ID` finishes it. Exits non-zero when every
+    episode failed."""
     from orchestrator.policy_spec import PolicySpec
     from orchestrator.runner import RolloutConfig, RolloutRunner
     from orchestrator.store import Store
+    from sandbox import BackendConfig
 
     st = Store(store)
     if resume:
@@ -48,25 +65,43 @@ def rollout(
     else:
         if not env:
             raise typer.BadParameter("--env is required (or --resume RUN_ID)")
+        if executor not in ("ray", "threads"):
+            raise typer.BadParameter(f"--executor is ray or threads, not {executor!r}")
         config = RolloutConfig(
             env=env, task_ids=task or None,
             task_filter={k: v for k, v in {"repo": repo, "status": status, "limit": limit}.items()
                          if v is not None},
-            policy=PolicySpec(type=policy, urls=vllm_url, model=model, tokenizer=tokenizer),
+            policy=PolicySpec(type=policy, urls=vllm_url, model=model, tokenizer=tokenizer,
+                              local_model=local_model, guided=guided, timeout_s=model_timeout),
+            backend=BackendConfig(type=backend) if backend else None,
             n=n, concurrency=concurrency, workers=workers, executor=executor,
             ray_address=ray_address, ray_node_resource=ray_node_resource,
             warm_pool_size=warm_pool, max_turns=max_turns, max_attempts=max_attempts,
-            env_kwargs=_env_kwargs(env_arg),
+            stop_grace_s=stop_grace, env_kwargs=_env_kwargs(env_arg),
             skip_solved_or_hopeless=skip_solved)
         runner = RolloutRunner(config, st)
     console.print(f"run [bold]{runner.run_id}[/] → {st.url}")
     summary = runner.run()
     print_summary(st, summary.run_id, summary.elapsed_s, summary.retried)
+    resume_cmd = f"envfarm rollout --resume {summary.run_id}" + (f" --store {store}" if store else "")
+    if summary.interrupted:
+        console.print(f"[yellow]interrupted ({summary.interrupted}): {summary.stored} episodes "
+                      f"stored now, {summary.unfinished} not run; "
+                      f"{summary.sandboxes_removed} sandboxes removed[/]")
+        console.print(f"resume with: {resume_cmd}")
+        raise typer.Exit(130 if summary.interrupted == "SIGINT" else 143)
     if out:
         from orchestrator.export import export
 
         report = export(st, summary.run_id, "jsonl", out / f"{summary.run_id}.jsonl")
         console.print(f"exported {report.rows} episodes to {report.path}")
+    if summary.all_failed:
+        from orchestrator.errors import RunFailed
+        from orchestrator.runner import failure_causes
+
+        total = sum(summary.statuses.values())
+        raise RunFailed(f"every episode failed ({total}): {failure_causes(st, summary.run_id)}; "
+                        f"fix the cause and run again (`{resume_cmd}` retries the infra_error ones)")
 
 
 def _env_kwargs(pairs: list[str]) -> dict:
