@@ -27,7 +27,7 @@ from orchestrator.records import (
     unpack_floats,
     unpack_ids,
 )
-from swe_tasks.catalogue import make_engine, store_url
+from catalogue import make_engine, store_url
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -38,6 +38,7 @@ runs = sa.Table(
     sa.Column("config", sa.JSON()),
     sa.Column("envfarm_version", sa.String(32)),
     sa.Column("state", sa.String(16)),
+    sa.Column("policy", sa.String(255)),
     sa.Column("created_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
 )
@@ -73,6 +74,17 @@ def envfarm_version() -> str:
         return importlib.metadata.version("envfarm")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def policy_label(config: dict[str, Any]) -> str | None:
+    """Who acted in a run, from its config: the policy type, with the served model when the
+    config names one (`oracle`, `noop`, `vllm`, `vllm:Qwen3-8B`); None when it says nothing.
+    Dynamic sampling reads the history of one label (`pass_rates(policy=...)`)."""
+    policy = config.get("policy") if isinstance(config, dict) else None
+    if not isinstance(policy, dict) or not policy.get("type"):
+        return None
+    model = policy.get("model")
+    return f"{policy['type']}:{model}"[:255] if model else str(policy["type"])[:255]
 
 
 def _now() -> datetime:
@@ -117,14 +129,16 @@ class Store:
         _migrate(self.engine)
 
     # -- runs ------------------------------------------------------------------------------
-    def create_run(self, run_id: str, config: dict[str, Any]) -> None:
-        """Record a new run with its resolved config. Raises ValueError if it exists."""
+    def create_run(self, run_id: str, config: dict[str, Any], *, policy: str | None = None
+                   ) -> None:
+        """Record a new run with its resolved config and who acts in it (`policy`, default
+        `policy_label(config)`). Raises ValueError if it exists."""
         with self.engine.begin() as conn:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first():
                 raise ValueError(f"run {run_id!r} exists; resume it with --resume {run_id}")
             conn.execute(runs.insert().values(
                 id=run_id, config=config, envfarm_version=envfarm_version(), state="running",
-                created_at=_now(), updated_at=_now()))
+                policy=policy or policy_label(config), created_at=_now(), updated_at=_now()))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -246,12 +260,40 @@ class Store:
             return [{"env": env, "episodes": n, "ok": ok or 0, "mean_reward": mean}
                     for env, n, ok, mean in rows]
 
-    def pass_rates(self, task_ids: list[str] | None = None) -> dict[str, tuple[int, float]]:
-        """Across all runs: task -> (trainable episodes, mean reward), for dynamic sampling."""
-        query = sa.select(episodes.c.task_id, sa.func.count(), sa.func.avg(episodes.c.reward)).where(
-            episodes.c.status.in_(OK_STATUSES)).group_by(episodes.c.task_id)
+    def pass_rates(self, task_ids: list[str] | None = None, *, window: int | None = None,
+                   policy: str | None = None, env_id: str | None = None
+                   ) -> dict[str, tuple[int, float]]:
+        """task -> (trainable episodes counted, mean reward): the recent history that dynamic
+        sampling reads (skip tasks always solved or never solved).
+
+        Args:
+            task_ids: only these tasks (default: every task with history).
+            window: count only each task's last `window` trainable episodes (newest first,
+                by storage order); None: all of them.
+            policy: only runs of this policy label (`policy_label`): `vllm:Qwen3-8B` matches
+                that model exactly, `vllm` matches every vllm run; None: any policy. So an
+                oracle validation run does not mark tasks solved for a model.
+            env_id: only episodes of this env.
+        """
+        if window is not None and window < 1:
+            raise ValueError("window must be at least 1 episode (None: the whole history)")
+        ordered = sa.func.row_number().over(partition_by=episodes.c.task_id,
+                                            order_by=episodes.c.id.desc())
+        inner = sa.select(episodes.c.task_id, episodes.c.reward, ordered.label("recent")).where(
+            episodes.c.status.in_(OK_STATUSES))
+        if policy is not None:
+            inner = inner.join(runs, runs.c.id == episodes.c.run_id).where(
+                (runs.c.policy == policy) | runs.c.policy.like(
+                    policy.replace("%", r"\%").replace("_", r"\_") + ":%", escape="\\"))
+        if env_id is not None:
+            inner = inner.where(episodes.c.env_id == env_id)
         if task_ids is not None:
-            query = query.where(episodes.c.task_id.in_(task_ids))
+            inner = inner.where(episodes.c.task_id.in_(task_ids))
+        sub = inner.subquery()
+        query = sa.select(sub.c.task_id, sa.func.count(), sa.func.avg(sub.c.reward)).group_by(
+            sub.c.task_id)
+        if window is not None:
+            query = query.where(sub.c.recent <= window)
         with self.engine.connect() as conn:
             return {t: (n, float(mean or 0.0)) for t, n, mean in conn.execute(query)}
 

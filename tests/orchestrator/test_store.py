@@ -64,3 +64,57 @@ def test_pass_rates_feed_dynamic_sampling(store):
     rates = store.pass_rates()
     assert rates["t1"][0] == 3 and rates["t1"][1] == pytest.approx(2 / 3)
     assert "t2" not in rates
+
+
+def test_pass_rates_read_a_window_of_one_policys_recent_history(store):
+    # An oracle validation run solved t1 long ago; then a model failed it 3 times and
+    # solved it once. The model's recent history, not the oracle's, decides.
+    runs = {"oracle": {"policy": {"type": "oracle"}},
+            "m1": {"policy": {"type": "vllm", "model": "Qwen3-8B"}},
+            "m2": {"policy": {"type": "vllm", "model": "Qwen3-8B"}},
+            "other": {"policy": {"type": "vllm", "model": "other_model"}}}
+    history = [("oracle", [1.0, 1.0, 1.0, 1.0]), ("m1", [0.0, 0.0]), ("m2", [0.0, 1.0]),
+               ("other", [1.0])]
+    for run_id, rewards in history:
+        store.create_run(run_id, runs[run_id])
+        for i, reward in enumerate(rewards):
+            rec = record("t1", i, reward=reward)
+            rec.run_id = run_id
+            store.save_episode(rec)
+    assert store.get_run("m1")["policy"] == "vllm:Qwen3-8B"
+    assert store.pass_rates()["t1"] == (9, pytest.approx(6 / 9))  # everything, as before
+    assert store.pass_rates(policy="oracle")["t1"] == (4, 1.0)
+    assert store.pass_rates(policy="vllm:Qwen3-8B")["t1"] == (4, 0.25)
+    assert store.pass_rates(policy="vllm:Qwen3-8B", window=2)["t1"] == (2, 0.5)  # newest two
+    assert store.pass_rates(policy="vllm")["t1"] == (5, pytest.approx(2 / 5))  # every model
+    assert store.pass_rates(policy="vllm:other_model", window=3)["t1"] == (1, 1.0)
+    assert store.pass_rates(policy="vllm:Qwen3", window=3) == {}  # no prefix match on models
+    assert store.pass_rates(policy="vllm_", window=3) == {}  # LIKE wildcards are literal
+    assert store.pass_rates(window=1, env_id="envfarm/echo-v0")["t1"] == (1, 1.0)
+    assert store.pass_rates(env_id="envfarm/other-v0") == {}
+    with pytest.raises(ValueError, match="window"):
+        store.pass_rates(window=0)
+
+
+def test_an_older_store_gets_each_runs_policy_on_upgrade(tmp_path):
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from catalogue import make_engine
+    from orchestrator.store import _MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001_store")
+        conn.execute(sa.text(
+            "INSERT INTO runs (id, config, envfarm_version, state, created_at, updated_at) "
+            "VALUES ('old', '{\"policy\": {\"type\": \"vllm\", \"model\": \"m\"}}', '0', 'done', "
+            "'2026-01-01', '2026-01-01'), ('bare', '{}', '0', 'done', '2026-01-01', '2026-01-01')"))
+    engine.dispose()
+    store = Store(url)
+    assert store.get_run("old")["policy"] == "vllm:m" and store.get_run("bare")["policy"] is None
