@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from catalogue import make_engine, store_url
 from orchestrator.records import (
     OK_STATUSES,
     CallData,
@@ -27,7 +28,6 @@ from orchestrator.records import (
     unpack_floats,
     unpack_ids,
 )
-from catalogue import make_engine, store_url
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
