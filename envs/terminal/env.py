@@ -1,8 +1,10 @@
 """`TerminalEnv` (`envfarm/terminal-v0`): a Harbor or Terminal-Bench 1 task in its own image.
 
 The agent gets `bash` and `finish` in a container of the task's image, for the task's
-agent timeout. When it finishes (or runs out of turns or time) the tests are copied
-in and run in the same container; `envs.terminal.verify` decides the reward.
+agent timeout. When it finishes (or runs out of turns or time) its processes are
+killed, its changes checked against the protected-path policy (`tampered`), and the
+tests run in a fresh container made from a snapshot of its filesystem, never in its
+shell or container; `envs.terminal.verify` says how and decides the reward.
 
 Tasks come from the catalogue (`kind="terminal"`, imported with `envfarm tasks
 import-dir`), from folders given as `task_dirs`, or a folder path as the task id;
@@ -23,7 +25,7 @@ from typing import Any
 from envs.core import ToolEnv, VerifierResult
 from envs.terminal.image import TerminalImages
 from envs.terminal.task import TerminalTask, find_tasks, load_task
-from envs.terminal.verify import verify
+from envs.terminal.verify import verify_episode
 from envs.tools import BashTool, FinishTool, Tool
 from sandbox.errors import TaskError
 
@@ -80,6 +82,8 @@ class TerminalEnv(ToolEnv):
         self.image: str | None = None
         self.image_notes: list[str] = []
         self._workdir = "/"
+        self._image_env: dict[str, str] = {}
+        self._limits: Any = None
 
     # -- ToolEnv hooks ------------------------------------------------------------------
 
@@ -89,12 +93,14 @@ class TerminalEnv(ToolEnv):
         task = self._resolve(task_id)
         images = self._images or shared_images()
         self.image, self.image_notes = images.ensure(task)
-        self._workdir = _image_workdir(images.builder.client, self.image)
+        self._workdir, self._image_env = _image_config(images.builder.client, self.image)
         limits = Limits(cpus=task.cpus or float(os.cpu_count() or 1), memory_mb=task.memory_mb,
                         network=task.allow_internet,
                         timeout_s=min(120.0, task.agent_timeout_s))
+        self._limits = limits
         self.sandbox = self.backend.start(self.image, limits, cap_add=list(ROOT_CAPS),
-                                           labels={"envfarm.task": task.id[:200]})
+                                           labels={"envfarm.task": task.id[:200],
+                                                   "envfarm.role": "agent"})
         self.task, self.task_id = task, task.id
         self.time_limit_s = min(self.config.time_limit_s, task.agent_timeout_s)
         messages = [{"role": "system", "content": SYSTEM_PROMPT},
@@ -102,9 +108,12 @@ class TerminalEnv(ToolEnv):
         return messages, [BashTool(max_timeout_s=task.agent_timeout_s), FinishTool()]
 
     def _verify(self) -> VerifierResult:
-        if self.task is None or self.sandbox is None:
+        if self.task is None or self.sandbox is None or self.image is None:
             return VerifierResult(0.0, {}, "infra_error", "no sandbox to verify in")
-        result = verify(self.sandbox, self.task, self._workdir)
+        agent, self.sandbox = self.sandbox, None  # verify_episode closes it
+        result = verify_episode(self.backend, agent, self.task, image=self.image,
+                                workdir=self._workdir, image_env=self._image_env,
+                                limits=self._limits, cap_add=ROOT_CAPS)
         if self.image_notes:
             result.details["image_notes"] = list(self.image_notes)
         return result
@@ -173,5 +182,8 @@ def image_key(task: TerminalTask) -> str:
     return "terminal:" + hashlib.sha256(text).hexdigest()[:16]
 
 
-def _image_workdir(client: Any, tag: str) -> str:
-    return client.images.get(tag).attrs.get("Config", {}).get("WorkingDir") or "/"
+def _image_config(client: Any, tag: str) -> tuple[str, dict[str, str]]:
+    """The image's working directory and configured environment (its Dockerfile's ENV)."""
+    config = client.images.get(tag).attrs.get("Config", {}) or {}
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    return config.get("WorkingDir") or "/", env

@@ -121,12 +121,13 @@ def _stage_context(task: TerminalTask, dockerfile: str, dest: Path) -> None:
                 continue  # the build will report the missing source itself
             target = dest / src.relative_to(src_root.resolve())
             target.parent.mkdir(parents=True, exist_ok=True)
+            # links are copied as links, never followed (load_task refused any leaving it)
             if src.is_dir():
-                shutil.copytree(src, target, dirs_exist_ok=True)
+                shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
             else:
-                shutil.copy2(src, target)
+                shutil.copy2(src, target, follow_symlinks=False)
     if any(a.split()[0].startswith("[") for a in _COPY.findall(dockerfile) if a.split()):
-        shutil.copytree(src_root, dest, dirs_exist_ok=True)
+        shutil.copytree(src_root, dest, symlinks=True, dirs_exist_ok=True)
     # Sources may be read-only (a shared data folder); COPY keeps modes, and sandboxes
     # drop CAP_DAC_OVERRIDE, so root could not write the agent's own workspace.
     for path in [dest, *dest.rglob("*")]:

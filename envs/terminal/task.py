@@ -11,10 +11,21 @@ Terminal-Bench 1: `task.yaml` (`instruction`, `max_agent_timeout_sec`,
 
 A folder that is neither, or lacks a required file, raises `TaskFormatError` (a
 `TaskError`: the task is broken, do not retry).
+
+A task folder is a boundary (folders come from strangers): every link in it must resolve
+inside it, or the folder is refused with the link named, before any file is read, so no
+host file reaches the catalogue, the prompt, an image or a sandbox. Links inside are kept
+as links wherever the folder is copied (build context, tests, oracle). `find_tasks`
+never descends into a linked directory, so a link loop is one task, not forty.
+
+The verifier's protected-path policy (`envs.integrity.policy`) can be extended or
+relaxed per task: Harbor `[verifier] protected_paths` / `allowed_paths` in task.toml,
+Terminal-Bench `protected_paths` / `allowed_paths` in task.yaml (lists of glob patterns).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +63,16 @@ class TerminalTask(BaseModel):
     allow_internet: bool = False
     verifier_env: dict[str, str] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict, description="difficulty, tags, …")
+    protected_paths: list[str] = Field(
+        default_factory=list, description="Extra paths the agent must not change (globs).")
+    allowed_paths: list[str] = Field(
+        default_factory=list, description="Paths the agent may change despite the policy.")
+
+    def path_policy(self) -> Any:
+        """The task's additions to the protected-path policy."""
+        from envs.integrity import PathPolicy
+
+        return PathPolicy(protected=self.protected_paths, allowed=self.allowed_paths)
 
 
 def detect_format(path: Path) -> Literal["harbor", "tb1"] | None:
@@ -68,10 +89,37 @@ def load_task(path: Path | str, task_id: str | None = None) -> TerminalTask:
     fmt = detect_format(path)
     if fmt is None:
         raise TaskFormatError(f"{path} has neither task.toml (Harbor) nor task.yaml (Terminal-Bench 1)")
+    check_links(path)
     task = _load_harbor(path) if fmt == "harbor" else _load_tb1(path)
     if task_id:
         task.id = task_id
     return task
+
+
+def check_links(folder: Path) -> None:
+    """Refuse a folder holding a link that resolves outside it (one line, the link named).
+
+    The walk does not follow linked directories; a link inside pointing inside is fine."""
+    root = folder.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            entry = Path(dirpath) / name
+            if not entry.is_symlink():
+                continue
+            target = entry.resolve()
+            if not target.is_relative_to(root):
+                raise TaskFormatError(
+                    f"{entry} links outside the task folder (to {os.readlink(entry)}); "
+                    "copy the file into the folder instead")
+
+
+def _paths(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.startswith("/")
+                                              for v in value):
+        raise TaskFormatError(f"{where} must be a list of absolute path patterns, got {value!r}")
+    return list(value)
 
 
 def _require(path: Path, what: str) -> Path:
@@ -104,6 +152,10 @@ def _load_harbor(path: Path) -> TerminalTask:
         allow_internet=bool(environment.get("allow_internet", False)),
         verifier_env={k: str(v) for k, v in meta.get("verifier", {}).get("env", {}).items()},
         metadata=dict(meta.get("metadata", {})),
+        protected_paths=_paths(meta.get("verifier", {}).get("protected_paths"),
+                               f"{path}/task.toml [verifier] protected_paths"),
+        allowed_paths=_paths(meta.get("verifier", {}).get("allowed_paths"),
+                             f"{path}/task.toml [verifier] allowed_paths"),
     )
 
 
@@ -130,6 +182,8 @@ def _load_tb1(path: Path) -> TerminalTask:
         cpus=_compose_cpus(path / "docker-compose.yaml"),
         metadata={k: meta[k] for k in ("difficulty", "category", "tags", "parser_name")
                   if k in meta},
+        protected_paths=_paths(meta.get("protected_paths"), f"{path}/task.yaml protected_paths"),
+        allowed_paths=_paths(meta.get("allowed_paths"), f"{path}/task.yaml allowed_paths"),
     )
 
 
@@ -148,10 +202,11 @@ def _compose_cpus(path: Path) -> float | None:
 
 
 def find_tasks(root: Path | str) -> Iterator[Path]:
-    """Every task folder under `root` (itself included), sorted; no descent into a task."""
+    """Every task folder under `root` (itself included), sorted; no descent into a task
+    or into a linked directory (a link loop would otherwise repeat its tasks)."""
     root = Path(root)
     if detect_format(root):
         yield root
         return
-    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         yield from find_tasks(child)

@@ -102,17 +102,24 @@ def test_example_task_oracle_one_noop_zero_and_tests_enter_late(docker_backend):
 
 
 @pytest.mark.docker
-def test_missing_reward_file_is_a_verifier_error_not_zero(docker_backend, tmp_path):
+def test_missing_reward_file_is_a_task_error_and_a_planted_one_is_tampering(docker_backend,
+                                                                             tmp_path):
     task_dir = tmp_path / "no-reward"
     shutil.copytree(EXAMPLE_TASKS / "hello-file", task_dir)
     (task_dir / "tests" / "test.sh").write_text("#!/bin/bash\necho 'tests ran, wrote nothing'\n")
     with TerminalEnv(backend=docker_backend) as env:
         env.reset(options={"task_id": str(task_dir)})
-        # a reward the agent plants must not count: /logs/verifier is emptied first
+        # a reward the agent plants is tampering with the verifier's outputs
         env.step({"tool_calls": [{"name": "bash", "arguments": {
             "command": "mkdir -p /logs/verifier && echo 1 > /logs/verifier/reward.txt"}}]})
         _, reward, terminated, truncated, info = env.step(noop_actions()[0])
-    assert info["status"] == "infra_error" and (terminated, truncated) == (False, True)
+        assert (info["status"], reward) == ("tampered", 0.0)
+        assert any("/logs/verifier" in p for p in info["reward_details"]["tampered"])
+        # doing nothing: the tests write no verdict on the task's own image either,
+        # so the task is broken (not retried, not scored), not the agent
+        env.reset(options={"task_id": str(task_dir)})
+        _, reward, terminated, truncated, info = env.step(noop_actions()[0])
+    assert info["status"] == "task_error" and (terminated, truncated) == (False, True)
     assert reward == 0.0  # and the trainer drops it: status says the reward means nothing
     assert "wrote no /logs/verifier/reward.txt" in info["error"]
     assert "tests ran, wrote nothing" in info["error"]
