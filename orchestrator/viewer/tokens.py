@@ -89,18 +89,23 @@ class TokenDecoder:
 
 
 def split_bytes(data: bytes) -> tuple[tuple[str, bool], ...]:
-    """`data` as runs of valid UTF-8 text and single undecodable bytes."""
+    """`data` as runs of UTF-8 text and single bytes shown raw: bytes that are not valid
+    UTF-8 here, and control characters other than newline and tab (invisible as text)."""
     parts: list[tuple[str, bool]] = []
-    i = 0
-    while i < len(data):
-        try:
-            parts.append((data[i:].decode("utf-8"), False))
-            break
-        except UnicodeDecodeError as exc:
-            if exc.start:
-                parts.append((data[i:i + exc.start].decode("utf-8"), False))
-            parts.append((f"\\x{data[i + exc.start]:02x}", True))
-            i += exc.start + 1
+    text = data.decode("utf-8", errors="surrogateescape")
+    run: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF or (code < 0x20 and ch not in "\n\t") or code == 0x7F:
+            if run:
+                parts.append(("".join(run), False))
+                run = []
+            byte = code - 0xDC00 if code >= 0xDC80 else code
+            parts.append((f"\\x{byte:02x}", True))
+        else:
+            run.append(ch)
+    if run:
+        parts.append(("".join(run), False))
     return tuple(parts)
 
 
