@@ -1,21 +1,28 @@
 """The environment image of an SWE instance: one per (repo, version / environment commit).
 
-The image holds the tree of the environment commit in /testbed, installed by the repo's
-`RepoSpec`, plus `/opt/envfarm/tracked.txt` (the files of that tree). No git history and
-nothing per instance: each sandbox replaces the tracked files with its own `base_commit`
-tree at start (see `swe_tasks.workspace`), keeping what the install built (egg-info,
-compiled extensions) out of sight of git.
+Layers: base -> Python layer (`swe_tasks.pythons`, shared by every repository version
+that asks for that Python) -> this image. The image holds the tree of the environment
+commit in /testbed, installed by the repo's `RepoSpec`, plus `/opt/envfarm/tracked.txt`
+(the files of that tree). No git history and nothing per instance: each sandbox
+replaces the tracked files with its own `base_commit` tree at start (see
+`swe_tasks.workspace`), keeping what the install built (egg-info, compiled extensions)
+out of sight of git.
+
+A default spec on the base's own Python builds straight on the envfarm base (no Python
+layer): plain packages need no compilers.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import threading
 
 from sandbox import ImageBuilder, ImageSpec
 from swe_tasks import git_source
 from swe_tasks.instance import SWEInstance
-from swe_tasks.repo_spec import BASE_PYTHON, RepoSpec, spec_for
+from swe_tasks.pythons import BASE_PYTHON, ensure_python
+from swe_tasks.repo_spec import RepoSpec, spec_for
 
 TRACKED = "/opt/envfarm/tracked.txt"
 _SRC_TAR = "/opt/envfarm/src.tar"
@@ -24,6 +31,24 @@ GIT_SETUP = (
     " && git config --system init.defaultBranch main && git config --system advice.detachedHead"
     " false && git config --system safe.directory '*'"
 )
+# conda names whose pip name differs; conda-only packages fail their own pip line only.
+_CONDA_TO_PIP = {"dask-core": "dask", "matplotlib-base": "matplotlib", "pytorch": "torch",
+                 "pyqt": "PyQt5", "python-graphviz": "graphviz", "pytables": "tables"}
+_YML_DEPS = r"""import re, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1])) or {}
+names = %r
+for dep in doc.get("dependencies") or []:
+    items = dep.get("pip", []) if isinstance(dep, dict) else [dep]
+    for d in items:
+        d = str(d).split("::")[-1].strip()
+        name = re.split(r"[<>=!~ ]", d, maxsplit=1)[0]
+        if name in ("python", "pip") or not name:
+            continue
+        rest = d[len(name):].strip()
+        if re.fullmatch(r"=[^=<>].*", rest):  # conda's "=1.2" is pip's "==1.2.*"
+            rest = "=" + rest + ("" if rest.endswith("*") else ".*")
+        print(names.get(name, name) + rest)
+""" % (_CONDA_TO_PIP,)
 
 
 def image_name(instance: SWEInstance) -> str:
@@ -39,33 +64,71 @@ def env_commit(instance: SWEInstance) -> str:
     return instance.environment_setup_commit or instance.base_commit
 
 
-def image_spec(instance: SWEInstance, spec: RepoSpec | None = None) -> ImageSpec:
-    """The ImageSpec of `instance`'s environment. Raises TaskError if the code is unreachable."""
+def uses_python_layer(spec: RepoSpec) -> bool:
+    """Whether the image builds on a Python layer rather than on the envfarm base."""
+    return spec.python != BASE_PYTHON or spec.build_tools
+
+
+def _quoted(packages: list[str]) -> str:
+    return " ".join(shlex.quote(p) for p in packages)
+
+
+def install_steps(spec: RepoSpec) -> list[str]:
+    """The image's install steps after /testbed holds the tree (see `RepoSpec`)."""
+    steps = []
+    if spec.packages:
+        steps.append(f"pip install {_quoted(spec.packages)}")
+    if spec.requirements:
+        steps.append(
+            f"cd /testbed && for f in {_quoted(spec.requirements)}; do "
+            'if [ -f "$f" ]; then echo "envfarm: requirements from $f"; pip install -r "$f"; '
+            "break; fi; done")
+    if spec.environment_yml:
+        steps.append(
+            f"cd /testbed && cat > /tmp/envfarm-yml.py <<'EOF'\n{_YML_DEPS}EOF\n"
+            "python -c 'import yaml' 2>/dev/null || pip install pyyaml\n"
+            f"for f in {_quoted(spec.environment_yml)}; do if [ -f \"$f\" ]; then "
+            'python /tmp/envfarm-yml.py "$f" > /tmp/envfarm-yml.txt; break; fi; done\n'
+            "touch /tmp/envfarm-yml.txt; while IFS= read -r dep; do "
+            'pip install "$dep" || echo "envfarm: conda package $dep has no pip install"; '
+            "done < /tmp/envfarm-yml.txt; rm -f /tmp/envfarm-yml.*")
+    if spec.pip_packages:
+        steps.append(f"pip install {_quoted(spec.pip_packages)}")
+    if spec.pre_install:  # one shell: the harness's steps set variables used by later ones
+        steps.append("cd /testbed\n" + "\n".join(spec.pre_install))
+    steps += [f"cd /testbed && {step}" for step in spec.install]
+    if spec.runner == "pytest":
+        steps.append("python -c 'import pytest' 2>/dev/null || pip install pytest")
+    return steps
+
+
+def image_spec(instance: SWEInstance, spec: RepoSpec | None = None,
+               builder: ImageBuilder | None = None) -> ImageSpec:
+    """The ImageSpec of `instance`'s environment. Raises TaskError if the code is
+    unreachable (SourceUnavailable) or its Python cannot be had (PythonUnavailable)."""
     spec = spec or spec_for(instance)
     git_dir = git_source.resolve(instance.repo)
     tree = git_source.archive(git_dir, env_commit(instance))
-    notes = []
-    if spec.python != BASE_PYTHON:
-        notes.append(f"{instance.repo} asks for Python {spec.python}; the base has {BASE_PYTHON}")
+    base = None
+    if uses_python_layer(spec):
+        base = ensure_python(spec.python, builder or ImageBuilder())
     steps = [
         GIT_SETUP,
         (f"mkdir -p /testbed && tar -xf {_SRC_TAR} -C /testbed --no-same-owner"
         f" && tar -tf {_SRC_TAR} | grep -v '/$' > {TRACKED} && rm -f {_SRC_TAR}"),
-        *spec.pre_install,
+        *install_steps(spec),
     ]
-    if spec.pip_packages:
-        steps.append("pip install " + " ".join(f"'{p}'" for p in spec.pip_packages))
-    steps += [f"cd /testbed && {step}" for step in spec.install]
-    return ImageSpec(name=image_name(instance), files={_SRC_TAR: tree}, steps=steps,
-                     env=spec.env, workdir="/testbed", notes=notes)
+    return ImageSpec(name=image_name(instance), base=base, files={_SRC_TAR: tree}, steps=steps,
+                     env=spec.env, workdir="/testbed")
 
 
 def ensure_image(instance: SWEInstance, builder: ImageBuilder | None = None,
                  spec: RepoSpec | None = None) -> str:
     """The tag of the instance's environment image, built on first use.
 
-    Raises ImageBuildError (a TaskError: the environment is broken, do not retry) or
-    SandboxError when the engine fails.
+    Raises ImageBuildError (a TaskError: the environment is broken, do not retry; its
+    `log` holds the build log), PythonUnavailable (a TaskError) or SandboxError when the
+    engine fails.
     """
     spec = spec or spec_for(instance)
     builder = builder or ImageBuilder()
@@ -74,7 +137,7 @@ def ensure_image(instance: SWEInstance, builder: ImageBuilder | None = None,
         tag = _known.get(key)
     if tag is not None and builder.exists(tag):
         return tag  # skips re-reading the tree from git on every sandbox start
-    tag = builder.ensure(image_spec(instance, spec))
+    tag = builder.ensure(image_spec(instance, spec, builder))
     with _guard:
         _known[key] = tag
     return tag

@@ -1,14 +1,26 @@
 """How to install a repository and run its tests: `RepoSpec`, per repo and version.
 
 `spec_for(instance)` picks, in order: the instance's own SWE-rebench `install_config`; a
-spec registered for (repo, version) in `SPECS`; the default for plain Python packages
-(`pip install -e .` with any test extras, then pytest). Specs are data: add a repo by
-adding an entry, never a branch in code.
+spec for (repo, version) from the data files in `swe_tasks/specs/` (or one `register`ed
+at run time); the default for plain Python packages (`pip install -e .` with any test
+extras, then pytest). Specs are data: add a repo by adding a file, never a branch in code.
+
+The data files carry the facts of the SWE-bench harness's spec tables (Python version,
+packages, pins, pre-install steps, install, test command, environment) in envfarm's own
+schema; `swe_tasks.specs` reads them. Where envfarm deliberately differs:
+- tests run with no network: outbound connections are black-holed (they time out, as
+  on the harness's machines for unroutable addresses) and names do not resolve
+  (`network`, see `swe_tasks.network`); tests known to need the internet are listed in
+  `network_tests` so a failure of theirs is explained, not blamed on the task;
+- conda packages are installed with pip (same names), and `environment.yml` files are
+  read for their pip-installable dependencies;
+- the image's /testbed has no git history, so repositories that take their version from
+  git (setuptools_scm) get `SETUPTOOLS_SCM_PRETEND_VERSION` (`scm_pretend_version`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,14 +37,28 @@ BASE_PYTHON = "3.11"
 
 
 class RepoSpec(BaseModel):
-    """Install and test recipe of one repository version. Paths are relative to /testbed."""
+    """Install and test recipe of one repository version. Paths are relative to /testbed.
+
+    The image installs, in this order (as the SWE-bench harness does): `packages`, the
+    first existing file of `requirements` / `environment_yml`, `pip_packages`, then in
+    /testbed `pre_install` and `install`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     python: str = Field(BASE_PYTHON, description="Python version the repo needs (major.minor).")
-    pre_install: list[str] = Field(default_factory=list, description="Shell steps before install.")
+    packages: list[str] = Field(default_factory=list,
+                                description="Packages of the harness's conda env (pip names).")
+    requirements: list[str] = Field(
+        default_factory=list,
+        description="Requirement files; the first that exists is pip-installed.")
+    environment_yml: list[str] = Field(
+        default_factory=list,
+        description="conda environment files; the first that exists is read for its deps.")
+    pre_install: list[str] = Field(default_factory=list,
+                                   description="Shell steps in /testbed before install.")
     pip_packages: list[str] = Field(default_factory=lambda: ["pytest"],
-                                    description="Packages pip-installed before the repo itself.")
+                                    description="Pinned packages pip-installed before the repo.")
     install: list[str] = Field(default_factory=lambda: [DEFAULT_INSTALL],
                                description="Shell steps that install the repo, run in /testbed.")
     post_inject: list[str] = Field(
@@ -40,8 +66,24 @@ class RepoSpec(BaseModel):
         description="Steps run after an instance's code lands in /testbed (e.g. build_ext).",
     )
     test_command: str = Field(PYTEST, description="pytest invocation; report and ids appended.")
+    runner: Literal["pytest", "django", "sympy", "python"] = Field(
+        "pytest", description="The test runner the harness uses (`harness_test_cmd`).")
+    harness_test_cmd: str | None = Field(
+        None, description="The SWE-bench harness's own test command, verbatim (reference).")
     test_timeout_s: float = Field(1800.0, gt=0, description="Limit of one test run.")
-    env: dict[str, str] = Field(default_factory=dict, description="Environment of test runs.")
+    env: dict[str, str] = Field(default_factory=dict,
+                                description="Environment of the image build and test runs.")
+    network: Literal["none", "blackhole"] = Field(
+        "blackhole", description="`none`: connects fail at once (no route); `blackhole`: they "
+        "time out and names fail to resolve at once, as offline harness runs assume.")
+    network_tests: list[str] = Field(
+        default_factory=list,
+        description="Test ids (or id prefixes) that need the internet and fail here.")
+    build_tools: bool = Field(
+        False, description="Build on the Python layer (compilers, headers, fresh pip) even "
+        "when the base's Python would do; SWE-bench specs set it, as its images have them.")
+    test_user: str | None = Field(None, description="Run tests as this user (harness: nonroot).")
+    cpus: float | None = Field(None, gt=0, description="CPUs the harness gives the tests.")
 
     @classmethod
     def from_install_config(cls, cfg: dict[str, Any]) -> RepoSpec:
@@ -52,36 +94,25 @@ class RepoSpec(BaseModel):
         reqs = cfg.get("reqs_path") or []
         steps = [f"pip install -r {r}" for r in ([reqs] if isinstance(reqs, str) else reqs)]
         steps += [install] if isinstance(install, str) else list(install)
+        packages = cfg.get("packages") or []
+        if isinstance(packages, str):  # "requirements.txt" is covered by reqs_path
+            packages = [] if packages.endswith((".txt", ".yml")) else packages.split()
         test_cmd = str(cfg.get("test_cmd") or PYTEST)
         if "pytest" not in test_cmd:
             test_cmd = PYTEST
-        return cls(python=str(cfg.get("python") or BASE_PYTHON), pre_install=pre,
-                   pip_packages=pip or ["pytest"], install=steps, test_command=test_cmd)
+        return cls(python=str(cfg.get("python") or BASE_PYTHON), packages=list(packages),
+                   pre_install=pre, pip_packages=pip or ["pytest"], install=steps,
+                   test_command=test_cmd, env=dict(cfg.get("env_vars") or {}))
 
 
-# (repo, version) -> spec. Pins follow the dependency versions of each release line, so
-# old code meets the libraries it was written against.
-SPECS: dict[tuple[str, str], RepoSpec] = {
-    ("pallets/flask", "2.3"): RepoSpec(
-        pip_packages=["pytest==7.4.4", "setuptools==70.0.0", "Werkzeug==2.3.7", "Jinja2==3.0.1",
-                      "itsdangerous==2.1.2", "click==8.0.1", "MarkupSafe==2.1.3"],
-        install=["pip install --no-deps -e ."],
-    ),
-    ("pallets/flask", "2.0"): RepoSpec(
-        pip_packages=["pytest==7.4.4", "setuptools==70.0.0", "Werkzeug==2.0.3", "Jinja2==3.0.1",
-                      "itsdangerous==2.0.1", "click==8.0.1", "MarkupSafe==2.1.3"],
-        install=["pip install --no-deps -e ."],
-    ),
-    ("psf/requests", "2.26"): RepoSpec(
-        pip_packages=["pytest==7.4.4", "pytest-httpbin==1.0.0", "httpbin==0.7.0", "trustme",
-                      "pytest-mock", "Werkzeug==2.0.3", "Flask==2.0.3"],
-        install=["pip install -e ."],
-    ),
-    ("marshmallow-code/marshmallow", "3.0"): RepoSpec(
-        pip_packages=["pytest==7.4.4", "pytz", "simplejson", "python-dateutil"],
-        install=["pip install -e ."],
-    ),
-}
+def _specs() -> dict[tuple[str, str], RepoSpec]:
+    from swe_tasks.specs import load_all
+
+    return load_all()
+
+
+SPECS: dict[tuple[str, str], RepoSpec] = _specs()
+"""(repo, version) -> spec, from the data files (plus what `register` adds)."""
 
 
 def register(repo: str, version: str, spec: RepoSpec) -> None:

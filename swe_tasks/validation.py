@@ -4,7 +4,10 @@ One run, in a fresh sandbox from the environment image: inject `base_commit`, ap
 `test_patch`, run FAIL_TO_PASS (each must not pass), apply `patch`, run FAIL_TO_PASS +
 PASS_TO_PASS (all must pass). A task runs `runs` times; the verdict is
 - `valid`: every run passed;
-- `invalid` (with why): every run failed the same way, or the task cannot be built;
+- `invalid` (with why): every run failed the same way; the reason names the tests that
+  did not do what they must and their outcomes (`failed`, `error`, `missing`, ...);
+- `task_error`: the environment cannot be had: its image does not build (the tail of
+  the build log is kept, `Verdict.log_tail`) or its Python is not available here;
 - `flaky`: the runs disagree: one resolves and another does not, or a test passes in one
   run and not in another at the same step. A failure that only changes kind (failed in
   one run, error in the other) is not a disagreement: the test fails either way.
@@ -21,11 +24,13 @@ from dataclasses import dataclass, field
 
 from sandbox import DockerBackend, ImageBuilder, Limits
 from sandbox.errors import ImageBuildError, InfraError, TaskError
+from swe_tasks import network
 from swe_tasks.catalogue import TaskRecord
 from swe_tasks.environment import ensure_image
 from swe_tasks.git_source import SourceUnavailable
 from swe_tasks.grading import MISSING, PASSING
 from swe_tasks.instance import SWEInstance
+from swe_tasks.pythons import PythonUnavailable, log_tail
 from swe_tasks.repo_spec import RepoSpec, spec_for
 from swe_tasks.testrun import put_tests_in_place, run_tests
 from swe_tasks.workspace import apply_patch, inject
@@ -45,24 +50,47 @@ class RunOutcome:
 
 @dataclass
 class Verdict:
+    """A task's validation verdict; `log_tail` is the build log's end (task_error only)."""
+
     status: str
     reason: str | None
     runs: list[RunOutcome] = field(default_factory=list)
+    log_tail: str | None = None
+    image: str | None = None
+
+
+def failing_tests(expected: dict[str, str], must_pass: bool, limit: int = 8) -> str:
+    """`test (outcome)` for each test that did not do what it must, at most `limit`."""
+    bad = [f"{t} ({o})" for t, o in expected.items() if (o in PASSING) != must_pass]
+    more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
+    return ", ".join(bad[:limit]) + more
+
+
+def build_cause(error: ImageBuildError) -> str:
+    """One line saying why an image did not build: the failing step's last error line."""
+    lines = [ln.strip() for ln in (error.log or str(error)).splitlines() if ln.strip()]
+    first = str(error).splitlines()[0] if str(error) else "build failed"
+    for ln in reversed(lines):
+        low = ln.lower()
+        if ln.startswith("ERROR:") or "error:" in low or "could not" in low or "no matching" in low:
+            return f"{first[:200]} -- {ln[:300]}"
+    return first[:300]
 
 
 def validate_run(instance: SWEInstance, image: str, spec: RepoSpec,
                  backend: DockerBackend) -> RunOutcome:
     """One gold-validation run in a fresh sandbox. Raises InfraError when Docker fails."""
     with backend.start(image, VALIDATION_LIMITS, workdir="/testbed") as sb:
+        network.prepare(sb, spec.network)
         inject(sb, instance, hide_tests=False, post_inject=spec.post_inject)
         tp = put_tests_in_place(sb, instance)
         if not tp.applied:
             return RunOutcome(False, f"test_patch does not apply: {tp.log[-300:]}")
         before = run_tests(sb, instance, spec, pass_to_pass=[]).grade
-        passing = [t for t, o in before.fail_to_pass.items() if o in PASSING]
         out = RunOutcome(False, before=before.fail_to_pass)
-        if passing:
-            out.reason = f"FAIL_TO_PASS passes without the fix: {', '.join(passing[:5])}"
+        if any(o in PASSING for o in before.fail_to_pass.values()):
+            passing = failing_tests(before.fail_to_pass, must_pass=False)
+            out.reason = f"FAIL_TO_PASS passes without the fix: {passing}"
             return out
         gp = apply_patch(sb, instance.patch, "gold")
         if not gp.applied:
@@ -71,7 +99,14 @@ def validate_run(instance: SWEInstance, image: str, spec: RepoSpec,
         after = run_tests(sb, instance, spec).grade
         out.after = {**after.fail_to_pass, **after.pass_to_pass}
         out.ok = after.resolved
-        out.reason = None if after.resolved else f"with the gold patch: {after.reason}"
+        if not after.resolved:
+            bad = failing_tests(out.after, must_pass=True)
+            out.reason = f"with the gold patch: {after.reason}" + (
+                f"; failing: {bad}" if bad and bad not in (after.reason or "") else "")
+            needs_net = [t for t in out.after if out.after[t] not in PASSING
+                         and any(t.startswith(p) for p in spec.network_tests)]
+            if needs_net:
+                out.reason += f"; these need the internet: {', '.join(needs_net[:5])}"
         return out
 
 
@@ -84,13 +119,18 @@ def validate_instance(instance: SWEInstance, *, runs: int = 2,
     try:
         image = ensure_image(instance, builder, spec)
     except ImageBuildError as e:
-        return Verdict("invalid", f"environment image does not build: {str(e).splitlines()[0]}")
+        return Verdict("task_error", f"environment image does not build: {build_cause(e)}",
+                       log_tail=log_tail(e, 60))
+    except PythonUnavailable as e:
+        return Verdict("task_error", str(e), log_tail=e.log_tail or None)
     except SourceUnavailable:
         raise  # not the task's fault: it stays unvalidated
     except TaskError as e:
         return Verdict("invalid", str(e))
     outcomes = [validate_run(instance, image, spec, backend) for _ in range(max(1, runs))]
-    return verdict_of(outcomes)
+    verdict = verdict_of(outcomes)
+    verdict.image = image
+    return verdict
 
 
 def verdict_of(outcomes: list[RunOutcome]) -> Verdict:
@@ -121,10 +161,11 @@ def _changed_tests(outcomes: list[RunOutcome]) -> list[str]:
 
 
 def validate_tasks(tasks: list[TaskRecord], *, concurrency: int = 2, runs: int = 2,
-                   on_result: Callable[[str, str, str | None], None],
+                   on_result: Callable[..., None],
                    backend: DockerBackend | None = None) -> None:
     """Validate many SWE tasks in parallel sandboxes; `on_result(id, status, reason)` once
-    per task, from worker threads. The `envfarm tasks validate` validator for kind swe."""
+    per task, from worker threads, with a fourth argument (the build log's tail) for
+    `task_error`. The `envfarm tasks validate` validator for kind swe."""
     backend = backend or DockerBackend(run="validate")
     builder = ImageBuilder()
 
@@ -144,7 +185,10 @@ def validate_tasks(tasks: list[TaskRecord], *, concurrency: int = 2, runs: int =
         except Exception as e:  # noqa: BLE001 - our bug, not the task's: leave it for a rerun
             on_result(task.id, "unvalidated", f"validator error {type(e).__name__}: {e}")
             return
-        on_result(task.id, verdict.status, verdict.reason)
+        if verdict.status == "task_error":
+            on_result(task.id, verdict.status, verdict.reason, verdict.log_tail)
+        else:
+            on_result(task.id, verdict.status, verdict.reason)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         list(pool.map(one, tasks))

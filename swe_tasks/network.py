@@ -1,0 +1,57 @@
+"""Tests that need the network fail the way offline harness runs assume.
+
+A sandbox started with `Limits(network=False)` has only loopback: a connect to any other
+address fails at once with ENETUNREACH. SWE-bench's harness runs tests on machines
+where an unroutable address (requests' `TestTimeout` uses 10.255.255.1) makes connects
+*time out*, which is what such tests assert. `blackhole(sandbox)` gives the sandbox's
+network namespace a default route into a TUN device nobody reads: every packet to a
+non-local address is dropped, so connects time out (a timeout the test sets, or the
+kernel's), and names fail to resolve at once (resolv.conf points at loopback, where
+nothing answers). No packet ever leaves the machine.
+
+Done from the host with `nsenter` into the container's network namespace, so the
+sandbox itself never holds CAP_NET_ADMIN. Needs root on the Docker host; elsewhere (or on
+a backend without a host PID) it returns False and the sandbox keeps plain `none`.
+The sandbox layer could offer the same as a start option (`Limits(network="blackhole")`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from sandbox import Sandbox, connect
+
+_SETUP = ("ip tuntap add envfarm0 mode tun && ip link set envfarm0 up && "
+          "ip route add default dev envfarm0")
+RESOLV = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+
+
+def blackhole(sandbox: Sandbox) -> bool:
+    """Black-hole the sandbox's outbound traffic (see module docstring). True when done."""
+    pid = _host_pid(sandbox)
+    if pid is None or os.geteuid() != 0 or shutil.which("nsenter") is None:
+        return False
+    proc = subprocess.run(["nsenter", "-t", str(pid), "-n", "sh", "-c", _SETUP],
+                          capture_output=True, timeout=30, check=False)
+    if proc.returncode != 0:
+        return False
+    sandbox.exec(f"printf '{RESOLV}' > /etc/resolv.conf 2>/dev/null || true")
+    return True
+
+
+def prepare(sandbox: Sandbox, network: str) -> bool:
+    """Give a started sandbox the network a spec asks for (`none` or `blackhole`)."""
+    return blackhole(sandbox) if network == "blackhole" else True
+
+
+def _host_pid(sandbox: Sandbox) -> int | None:
+    container = getattr(sandbox, "id", None)
+    if not isinstance(container, str):
+        return None
+    try:
+        pid = connect().api.inspect_container(container)["State"]["Pid"]
+    except Exception:  # noqa: BLE001 - any engine trouble: no black hole, plain none stays
+        return None
+    return pid if isinstance(pid, int) and pid > 0 else None
