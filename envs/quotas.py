@@ -4,7 +4,11 @@ A quota caps how many holders run at once and how many start per second. Tools n
 their quota (`Tool.quota`), envs name their verifier's (`ToolEnv.verifier_quota`); the
 env core holds the quota around each call. Unconfigured names cost nothing. The
 default backend is this process; the orchestrator installs a cluster-wide one (a named
-Ray actor) so that a cap holds across every worker of a run.
+Ray actor, `orchestrator.quotas`) so that a cap holds across every worker of a run.
+
+A backend's `acquire` returns a token that `release` takes back: the cluster backend's
+token is a lease that expires unless its process renews it, so a worker that dies
+holding a slot gives it back within seconds instead of keeping it forever.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ class QuotaSpec(BaseModel):
 
 
 class QuotaBackend(Protocol):
-    def acquire(self, name: str, spec: QuotaSpec) -> None: ...
+    """Where quota state lives. `acquire` blocks until a slot (and a start) is free and
+    returns a token; `release(name, token)` gives that slot back (at most once)."""
 
-    def release(self, name: str) -> None: ...
+    def acquire(self, name: str, spec: QuotaSpec) -> object: ...
+
+    def release(self, name: str, token: object = None) -> None: ...
 
 
 class LocalQuotaBackend:
@@ -42,6 +49,7 @@ class LocalQuotaBackend:
         self._next_start: dict[str, float] = {}
 
     def acquire(self, name: str, spec: QuotaSpec) -> None:
+        """Block for a slot and a start; the token is None (a process cannot outlive itself)."""
         if spec.concurrency:
             with self._lock:
                 sem = self._semaphores.setdefault(name, threading.Semaphore(spec.concurrency))
@@ -53,7 +61,7 @@ class LocalQuotaBackend:
                 self._next_start[name] = start + 1.0 / spec.per_second
             time.sleep(max(0.0, start - now))
 
-    def release(self, name: str) -> None:
+    def release(self, name: str, token: object = None) -> None:
         with self._lock:
             sem = self._semaphores.get(name)
         if sem is not None:
@@ -80,11 +88,11 @@ class Quotas:
         if spec is None:
             yield
             return
-        self.backend.acquire(name, spec)
+        token = self.backend.acquire(name, spec)
         try:
             yield
         finally:
-            self.backend.release(name)
+            self.backend.release(name, token)
 
 
 QUOTAS = Quotas()
