@@ -62,7 +62,7 @@ def tokenized_record(run_id: str, messages: list[dict], task_id: str) -> Episode
     from policies import ChatFormat
 
     fmt = ChatFormat.from_dir(MODEL_DIR)
-    messages = [*messages[:2], {"role": "user", "content": UNICODE_NOTE}, *messages[2:]]
+    messages = [*messages[:1], {"role": "user", "content": UNICODE_NOTE}, *messages[1:]]
     ids: list[int] = []
     mask: list[int] = []
     done = ""
