@@ -164,7 +164,7 @@ def run_tests(backend: Any, image: str, task: TerminalTask, *, workdir: str,
         env = clean_env(image_env, task, junit if task.format == "tb1" else None)
         exports = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
         log_path = "/logs/verifier/test-stdout.txt"
-        command = (f"cd {shlex.quote(workdir or '/')} && exec env -i {exports} "
+        command = (f"cd {shlex.quote(workdir or '/')} && env -i {exports} "
                    f"bash --noprofile --norc {script} > {log_path} 2>&1")
         run = sandbox.exec(command, timeout_s=task.verifier_timeout_s)
         sandbox.stop_processes()  # the tested code may have left something running
