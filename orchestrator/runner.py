@@ -162,6 +162,7 @@ class RolloutRunner:
         self.run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.show_progress = show_progress
         self.preflight = preflight
+        self._checked = False
         self._stopping: str | None = None
         self._stop_deadline = 0.0
         self._engine_down_since: float | None = None
@@ -238,10 +239,7 @@ class RolloutRunner:
 
         Raises PreflightError (nothing created) when the run cannot work."""
         resuming = self._run_exists()
-        if self.preflight:
-            from orchestrator.preflight import preflight
-
-            preflight(self.config, self.store.url)
+        self.check()
         if not resuming:
             self.store.create_run(self.run_id, self.config.model_dump(mode="json"))
         else:
@@ -277,6 +275,15 @@ class RolloutRunner:
         summary.elapsed_s = time.monotonic() - started
         summary.statuses = self.store.status_counts(self.run_id)
         return summary
+
+    def check(self) -> None:
+        """Preflight (once): raises PreflightError, before anything is stored, when the
+        run cannot work. `run()` calls it; callers may call it first to fail earlier."""
+        if self.preflight and not self._checked:
+            from orchestrator.preflight import preflight
+
+            preflight(self.config, self.store.url)
+            self._checked = True
 
     def _run_exists(self) -> bool:
         try:

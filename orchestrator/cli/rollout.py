@@ -80,6 +80,7 @@ def rollout(
             stop_grace_s=stop_grace, env_kwargs=_env_kwargs(env_arg),
             skip_solved_or_hopeless=skip_solved)
         runner = RolloutRunner(config, st)
+    runner.check()
     console.print(f"run [bold]{runner.run_id}[/] → {st.url}")
     summary = runner.run()
     print_summary(st, summary.run_id, summary.elapsed_s, summary.retried)
