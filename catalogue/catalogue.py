@@ -152,13 +152,17 @@ class Catalogue:
                 ids = [r["id"] for r in changed[i:i + 500]]
                 old_data.update(dict(conn.execute(sa.select(tasks_table.c.id, tasks_table.c.data)
                                                   .where(tasks_table.c.id.in_(ids))).all()))
-        updated = []
+        updated, moved = [], 0
         for r in changed:
             old = stored[r["id"]]._asdict() | {"data": old_data.get(r["id"])}
-            updated.append(Change(r["id"], diff_fields(old, r), old.get("source"), r["source"]))
+            fields = diff_fields(old, r)
+            if fields == ("source",):
+                moved += 1  # the same record from another file: not a change of the task
+            else:
+                updated.append(Change(r["id"], fields, old.get("source"), r["source"]))
         inserted = sum(1 for r in rows if r["id"] not in stored)
         self.changes.add(inserted=inserted, unchanged=len(rows) - inserted - len(updated),
-                         updated=updated)
+                         moved=moved, updated=updated)
 
     def sources(self, task_ids: Iterable[str]) -> dict[str, str]:
         """The stored `source` of each of these ids that is catalogued (the rest left out)."""

@@ -32,6 +32,10 @@ class ChangeLog:
 
     inserted: int = 0
     unchanged: int = 0
+    """Same record as stored (`moved` of them now recorded from another source)."""
+    moved: int = 0
+    """Unchanged records that came from another file or folder than before (the stored
+    `source` is updated): re-importing a dataset from its Parquet after its JSONL."""
     updated: list[Change] = field(default_factory=list)
     repeated: dict[str, int] = field(default_factory=dict)
     """Ids written more than once through this catalogue with different records
@@ -46,16 +50,18 @@ class ChangeLog:
                 self.repeated[task_id] = self.repeated.get(task_id, 1) + 1
             self._seen[task_id] = sha
 
-    def add(self, *, inserted: int = 0, unchanged: int = 0, updated: list[Change] | None = None
-            ) -> None:
+    def add(self, *, inserted: int = 0, unchanged: int = 0, moved: int = 0,
+            updated: list[Change] | None = None) -> None:
         with self._lock:
             self.inserted += inserted
             self.unchanged += unchanged
+            self.moved += moved
             self.updated += updated or []
 
     def summary_lines(self, limit: int = 10) -> list[str]:
         """Human lines: counts, then up to `limit` changed tasks with what changed."""
-        lines = [f"{self.inserted} new, {len(self.updated)} changed, {self.unchanged} unchanged"]
+        lines = [f"{self.inserted} new, {len(self.updated)} changed, {self.unchanged} unchanged"
+                 + (f" ({self.moved} of them now from a new source)" if self.moved else "")]
         for change in self.updated[:limit]:
             what = ", ".join(change.fields) or "record"
             line = f"changed {change.task_id}: {what}"

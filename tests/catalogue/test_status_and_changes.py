@@ -39,16 +39,19 @@ def test_change_log_names_new_changed_unchanged_and_repeated(tmp_path):
         assert (cat.changes.inserted, cat.changes.unchanged, cat.changes.updated) == (2, 0, [])
     with Catalogue(f"sqlite:///{tmp_path / 'c.db'}") as cat:
         moved = _rec(2).model_copy(update={"source": "/elsewhere/2"})
+        changed = _rec(4).model_copy(update={"source": "/elsewhere/4", "data": {"n": 40}})
         cat.upsert([_rec(1), moved, _rec(3, a=1), _rec(3, a=2)], batch_size=2)
         log = cat.changes
-        assert (log.inserted, log.unchanged) == (1, 1)
+        assert (log.inserted, log.unchanged, log.moved, log.updated) == (1, 2, 1, [])
+        cat.upsert([_rec(4)])
+        cat.upsert([changed])
         [change] = log.updated
-        assert change.task_id == "t-2" and change.fields == ("source",)
-        assert change.old_source == "/tasks/2" and change.new_source == "/elsewhere/2"
-        assert log.repeated == {"t-3": 2}  # one id twice with different records
+        assert change.task_id == "t-4" and change.fields == ("source", "data.n")
+        assert change.old_source == "/tasks/4" and change.new_source == "/elsewhere/4"
+        assert log.repeated == {"t-3": 2, "t-4": 2}  # one id twice with different records
         lines = log.summary_lines()
-        assert lines[0] == "1 new, 1 changed, 1 unchanged"
-        assert "changed t-2: source (was from /tasks/2)" in lines
+        assert lines[0] == "2 new, 1 changed, 2 unchanged (1 of them now from a new source)"
+        assert "changed t-4: source, data.n (was from /tasks/4)" in lines
         assert any("t-3 came 2 times" in line for line in lines)
         cat.upsert([_rec(1, extra="x")])
         assert log.updated[-1].fields == ("data.extra",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from envs import register_env, unregister_env
@@ -87,3 +88,24 @@ def test_validate_dispatches_through_the_registry_and_stores_task_errors(tmp_pat
     assert "rollouts skip this task" in res.output
     with Catalogue(store) as cat:  # rollouts leave task errors out
         assert cat.ids(kind="swe-test-kind", exclude_status=("task_error",)) == ["k-a"]
+
+
+@pytest.mark.badinput
+def test_import_reports_changed_repeated_and_invalid_ids(tmp_path):
+    store = f"sqlite:///{tmp_path / 'c.db'}"
+    first = tmp_path / "a.jsonl"
+    first.write_text("\n".join(json.dumps(_base(instance_id=f"o__r-{i}")) for i in range(2)))
+    assert runner.invoke(app, ["tasks", "import", str(first), "--store", store]).exit_code == 0
+    second = tmp_path / "b.jsonl"
+    recs = [_base(instance_id="o__r-0"), _base(instance_id="o__r-1", problem_statement="new"),
+            _base(instance_id="o__r-2", problem_statement="one"),
+            _base(instance_id="o__r-2", problem_statement="two"),
+            _base(instance_id="x" * 300), _base(instance_id="tab\there")]
+    second.write_text("\n".join(json.dumps(r) for r in recs))
+    res = runner.invoke(app, ["tasks", "import", str(second), "--store", store])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "skipped 2" in out and out.count("instance_id") >= 2  # both bad ids, with why
+    assert "1 new, 1 changed, 1 unchanged (1 of them now from a new source)" in out
+    assert "changed o__r-1: source, data.problem_statement" in out
+    assert "id o__r-2 came 2 times with different records" in out
