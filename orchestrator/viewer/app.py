@@ -52,6 +52,8 @@ class ViewerConfig(BaseModel):
     tokenizer: str | None = Field(None, description="Tokenizer dir overriding the runs' own.")
     page_size: int = Field(50, ge=1, le=1000, description="Episodes per table page.")
     tokens_per_page: int = Field(20_000, ge=100, description="Tokens per token page.")
+    cache_summaries: bool = Field(
+        True, description="Keep each run's summary until the run gains or replaces an episode.")
 
 
 def create_app(config: ViewerConfig | None = None) -> FastAPI:
@@ -95,7 +97,7 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         version = queries.run_version(engine, run_id)
         with lock:
             cached = summaries.get(run_id)
-        if cached is not None and cached[0] == version:
+        if config.cache_summaries and cached is not None and cached[0] == version:
             summary = cached[1]
         else:
             summary = queries.run_summary(engine, run_id, with_sources=_has_tasks(engine))

@@ -40,9 +40,13 @@ class EpisodeFilter:
     sample: int | None = None
     text: str | None = None
 
-    def where(self, run_id: str) -> list[Any]:
+    def where(self, run_id: str, *, rowid_scan: bool = False) -> list[Any]:
+        """SQL conditions. `rowid_scan` (SQLite only) hides the run column from the
+        planner, so it walks the primary key from the keyset cursor and stops after a
+        page, instead of sorting every row of the run by id (see `_rowid_scan`)."""
         c = episodes.c
-        conds: list[Any] = [c.run_id == run_id]
+        run = sa.literal_column("+episodes.run_id") if rowid_scan else c.run_id
+        conds: list[Any] = [run == run_id]
         if self.env:
             conds.append(c.env_id == self.env)
         if self.task:
@@ -57,6 +61,23 @@ class EpisodeFilter:
             conds.append(c.sample_index == self.sample)
         return conds
 
+    @property
+    def index_only_count(self) -> bool:
+        """Whether the match count reads the (run_id, status) index alone."""
+        return not (self.env or self.task or self.sample is not None
+                    or self.min_reward is not None or self.max_reward is not None)
+
+
+def _rowid_scan(engine: Engine, filt: EpisodeFilter) -> bool:
+    """SQLite: walk the primary key unless an index narrows the rows better (a task, or
+    one status: the (run_id, status) index holds the ids in order)."""
+    return engine.dialect.name == "sqlite" and not filt.task and len(filt.statuses) != 1
+
+
+COUNT_CAP = 10_000
+"""Matches counted at most, when counting would read the table (filters other than
+status): the page says "10,000+"."""
+
 
 @dataclass
 class Page:
@@ -66,6 +87,8 @@ class Page:
     next_after: int | None = None
     prev_before: int | None = None
     total: int | None = None
+    total_capped: bool = False
+    """More than COUNT_CAP match; `total` is COUNT_CAP + 1."""
     scanned_upto: int | None = None
     """Text search: episodes with id ≤ this were searched (None: the whole run)."""
     search_done: bool = True
@@ -122,31 +145,62 @@ def run_version(engine: Engine, run_id: str) -> tuple[int, int | None]:
 def run_summary(engine: Engine, run_id: str, *, with_sources: bool = True,
                 bins: int = 20) -> RunSummary | None:
     """Counts by status, pass rate per env and per task source, reward histogram and
-    episodes per minute of `run_id` (None when there is no such run)."""
+    episodes per minute of `run_id` (None when there is no such run).
+
+    One grouped scan (env, status, reward bin) yields the counts, the per-env rates and
+    the histogram; the timeline is a second; the per-source rates a third, only when the
+    store holds a task catalogue. With the index on (run_id, env_id, status, reward,
+    created_at) all three read the index alone."""
     run = get_run(engine, run_id)
     if run is None:
         return None
     c = episodes.c
-    trainable = c.status.in_(TRAINABLE)
-    rate_cols = (sa.func.count(),
-                 sa.func.sum(sa.case((trainable, 1), else_=0)),
-                 sa.func.sum(sa.case((trainable & (c.reward >= SOLVED), 1), else_=0)),
-                 sa.func.avg(sa.case((trainable, c.reward))))
+    width = 1.0 / bins
+    cell = sa.cast(c.reward / width, sa.Integer)
     with engine.connect() as conn:
-        counts = {s: n for s, n in conn.execute(
-            sa.select(c.status, sa.func.count()).where(c.run_id == run_id).group_by(c.status))}
-        by_env = [_rate(env, *rest) for env, *rest in conn.execute(
-            sa.select(c.env_id, *rate_cols).where(c.run_id == run_id).group_by(c.env_id))]
+        cells = conn.execute(
+            sa.select(c.env_id, c.status, cell, sa.func.count(), sa.func.sum(c.reward),
+                      sa.func.sum(sa.case((c.reward >= SOLVED, 1), else_=0)),
+                      sa.func.min(c.reward), sa.func.max(c.reward))
+            .where(c.run_id == run_id).group_by(c.env_id, c.status, cell)).all()
+        counts: dict[str, int] = {}
+        envs: dict[str, list[float]] = {}
+        found: dict[int, int] = {}
+        lo = hi = None
+        for env, status, b, n, total, passed, low, high in cells:
+            counts[status] = counts.get(status, 0) + n
+            acc = envs.setdefault(env, [0, 0, 0, 0.0])
+            acc[0] += n
+            if status in TRAINABLE:
+                acc[1] += n
+                acc[2] += passed or 0
+                acc[3] += total or 0.0
+                if b is not None:
+                    found[b] = found.get(b, 0) + n
+                    lo = low if lo is None else min(lo, low)
+                    hi = high if hi is None else max(hi, high)
+        by_env = [_rate(env, n, scored, passed, total / scored if scored else None)
+                  for env, (n, scored, passed, total) in sorted(envs.items())]
+        if lo is None:
+            histogram: list[tuple[float, float, int]] = []
+        elif lo < 0 or hi > 1:
+            histogram = _histogram(conn, run_id, bins, lo, hi)
+        else:
+            found[bins - 1] = found.get(bins - 1, 0) + found.pop(bins, 0)
+            histogram = [(i * width, (i + 1) * width, found.get(i, 0)) for i in range(bins)]
         by_source: list[dict[str, Any]] = []
         if with_sources:
             from catalogue import tasks_table as tasks
 
+            trainable = c.status.in_(TRAINABLE)
             source = sa.func.coalesce(tasks.c.source, "(not in the catalogue)")
             by_source = [_rate(src, *rest) for src, *rest in conn.execute(
-                sa.select(source, *rate_cols)
+                sa.select(source, sa.func.count(),
+                          sa.func.sum(sa.case((trainable, 1), else_=0)),
+                          sa.func.sum(sa.case((trainable & (c.reward >= SOLVED), 1), else_=0)),
+                          sa.func.avg(sa.case((trainable, c.reward))))
                 .select_from(episodes.outerjoin(tasks, tasks.c.id == c.task_id))
                 .where(c.run_id == run_id).group_by(source))]
-        histogram = _histogram(conn, run_id, bins)
         timeline = _timeline(conn, run_id)
     return RunSummary(run=run, counts=counts, total=sum(counts.values()), by_env=by_env,
                       by_source=sorted(by_source, key=lambda r: -r["episodes"]),
@@ -160,15 +214,12 @@ def _rate(key: Any, n: int, scored: int | None, passed: int | None,
             "pass_rate": passed / scored if scored else None, "mean_reward": mean}
 
 
-def _histogram(conn: Any, run_id: str, bins: int) -> list[tuple[float, float, int]]:
+def _histogram(conn: Any, run_id: str, bins: int, lo: float,
+               hi: float) -> list[tuple[float, float, int]]:
     """(low, high, count) of trainable rewards in `bins` equal bins over [min(0, lo),
-    max(1, hi)]; the top edge is inclusive."""
+    max(1, hi)] (rewards outside [0, 1]); the top edge is inclusive."""
     c = episodes.c
     where = (c.run_id == run_id) & c.status.in_(TRAINABLE) & c.reward.is_not(None)
-    lo, hi = conn.execute(sa.select(sa.func.min(c.reward), sa.func.max(c.reward))
-                          .where(where)).one()
-    if lo is None:
-        return []
     lo, hi = min(0.0, float(lo)), max(1.0, float(hi))
     width = (hi - lo) / bins
     index = sa.cast((c.reward - lo) / width, sa.Integer)
@@ -195,7 +246,7 @@ def list_episodes(engine: Engine, run_id: str, filt: EpisodeFilter, *, after: in
     """One page of the run's episodes in id order, after `after` or before `before`."""
     if filt.text:
         return search_episodes(engine, run_id, filt, after=after, limit=limit)
-    conds = filt.where(run_id)
+    conds = filt.where(run_id, rowid_scan=_rowid_scan(engine, filt))
     c = episodes.c
     query = sa.select(*LIST_COLUMNS).where(*conds)
     if before is not None:
@@ -217,7 +268,13 @@ def list_episodes(engine: Engine, run_id: str, filt: EpisodeFilter, *, after: in
             page.next_after = last if later else None
             page.prev_before = first if earlier else None
         if count:
-            page.total = conn.execute(sa.select(sa.func.count()).where(*conds)).scalar()
+            plain = filt.where(run_id)
+            if filt.index_only_count:
+                page.total = conn.execute(sa.select(sa.func.count()).where(*plain)).scalar()
+            else:
+                page.total = conn.execute(sa.select(sa.func.count()).select_from(
+                    sa.select(c.id).where(*plain).limit(COUNT_CAP + 1).subquery())).scalar()
+                page.total_capped = page.total > COUNT_CAP
     return page
 
 
@@ -227,14 +284,14 @@ def _exists(conn: Any, conds: list[Any], extra: Any) -> bool:
 
 
 def search_episodes(engine: Engine, run_id: str, filt: EpisodeFilter, *, after: int | None = None,
-                    limit: int = 50, window: int = 2000, budget_s: float = 0.2) -> Page:
+                    limit: int = 50, window: int = 2000, budget_s: float = 0.15) -> Page:
     """Episodes whose stored messages contain `filt.text` (case-insensitive for ASCII),
     scanned from `after` in windows of `window` ids until `limit` matches or `budget_s`.
 
     The text is matched in its JSON-escaped form, as the messages are stored, so quotes,
     newlines and non-ASCII text match too."""
     c = episodes.c
-    conds = filt.where(run_id)
+    conds = filt.where(run_id, rowid_scan=_rowid_scan(engine, filt))
     needle = json.dumps(filt.text)[1:-1]
     text = sa.cast(c.messages, sa.Text)
     match = text.contains(needle, autoescape=True) if engine.dialect.name == "sqlite" else \
