@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 ENVFARM := $(VENV)/bin/envfarm
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean bench-names bench-sandbox bench-orchestrator \
+	bench-catalogue bench-synthesis
 setup:
 	@bash scripts/setup.sh
 
@@ -15,8 +16,35 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+# `make bench` runs every benchmark that fits one machine (Docker, the vLLM CPU venv, the
+# browser image); BENCH picks some: `make bench BENCH=sandbox,orchestrator`. Each writes its
+# table to benchmarks/results/, which is where the README's figures come from. Opt-in (they
+# need downloads or datasets): synthesis (PyPI), terminal (Terminal-Bench data).
+BENCH ?= sandbox,orchestrator,catalogue,policy,webdev
+BENCHES := sandbox orchestrator catalogue policy webdev synthesis terminal
+comma := ,
+bench: bench-names setup
+	@for b in $(subst $(comma), ,$(BENCH)); do \
+	  echo "== bench-$$b"; $(MAKE) --no-print-directory bench-$$b || exit 1; \
+	done
+
+bench-names:
+	@for b in $(subst $(comma), ,$(BENCH)); do \
+	  case " $(BENCHES) " in *" $$b "*) ;; \
+	    *) echo "error: no benchmark '$$b'; choose among: $(BENCHES)" >&2; exit 2;; esac; \
+	done
+
+bench-sandbox: setup
 	$(PY) benchmarks/sandbox.py
+
+bench-orchestrator: setup
+	$(PY) benchmarks/orchestrator.py --out benchmarks/results/orchestrator.md
+
+bench-catalogue: setup
+	$(PY) benchmarks/catalogue.py
+
+bench-synthesis: setup
+	$(PY) benchmarks/synthesis.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -10,7 +10,10 @@
    alternating, with a check that both write the same table.
 
 Usage: .venv/bin/python benchmarks/orchestrator.py [--concurrency 1 8 32 64] [--episodes 64]
-       [--only step throughput export]
+       [--only step throughput export] [--out benchmarks/results/orchestrator.md]
+
+With --out (what `make bench-orchestrator` passes) the tables and the figures quoted
+elsewhere (README) are written to that file, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolv
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(record=True, width=None if sys.stdout.isatty() else 120)
 PARTS = ["step", "throughput", "export"]
+FIGURES: list[str] = []
+"""One line per headline figure, for the results file."""
 
 
 def step_overhead(samples: int) -> tuple[float, float]:
@@ -128,8 +133,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS,
                         help="Run only these parts.")
+    parser.add_argument("--out", type=Path, help="Write the results file (markdown) here.")
     args = parser.parse_args()
-    console.print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    console.print(f"load average before: {load_before}")
 
     if "step" in args.only:
         print_step(args.steps)
@@ -139,7 +147,24 @@ def main() -> None:
             print_throughput(args.concurrency, args.episodes, tmp)
         if "export" in args.only:
             print_export(args.export_episodes, Path(tmp))
-    console.print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    console.print(f"load average after: {load_after}")
+    if args.out:
+        write_results(args.out, started, load_before, load_after)
+
+
+def write_results(out: Path, started: str, load_before: str, load_after: str) -> None:
+    """The results file: machine, load, the tables as printed, and the headline figures."""
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    tables = console.export_text(styles=False)
+    out.write_text(
+        "# Orchestrator benchmark (benchmarks/orchestrator.py)\n\n"
+        f"{started}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, SQLite, threads executor, "
+        "envfarm/echo-v0 (each episode starts and removes a real container); load average "
+        f"{load_before} before, {load_after} after. Written by `make bench-orchestrator`.\n\n"
+        f"```\n{tables.rstrip()}\n```\n\nFigures (quote these):\n"
+        + "".join(f"- {line}\n" for line in FIGURES))
+    console.print(f"results written to {out}")
 
 
 def print_step(samples: int) -> None:
@@ -148,6 +173,8 @@ def print_step(samples: int) -> None:
     for column in ("raw sandbox.exec", "env.step (bash true)", "overhead", "target"):
         table.add_column(column, justify="right")
     overhead = step_ms - raw_ms
+    FIGURES.append(f"env-step overhead: {overhead:.2f} ms over the raw sandbox command "
+                   f"({raw_ms:.2f} ms; target 2 ms)")
     table.add_row(f"{raw_ms:.3f} ms", f"{step_ms:.3f} ms", f"{overhead:.3f} ms",
                   "≤ 2 ms " + ("[green]met[/]" if overhead <= 2 else "[red]not met[/]"))
     console.print(table)
@@ -158,11 +185,16 @@ def print_throughput(concurrencies: list[int], episodes: int, tmp: str) -> None:
     for column in ("concurrency", "episodes/min", "vs concurrency 1", "statuses"):
         table.add_column(column, justify="right")
     base = None
+    rates = {}
     for c in concurrencies:
         rate, statuses = throughput(c, episodes, f"sqlite:///{tmp}/tp{c}.db")
         base = base or rate
+        rates[c] = rate
         table.add_row(str(c), f"{rate:.1f}", f"{rate / base:.2f}×", str(statuses))
     console.print(table)
+    best = max(rates, key=rates.__getitem__)
+    FIGURES.append(f"oracle throughput: {rates[best]:.0f} episodes/min at concurrency {best} "
+                   f"({rates[best] / base:.2f}× concurrency {concurrencies[0]})")
 
 
 def print_export(episodes: int, tmp: Path) -> None:
@@ -176,6 +208,8 @@ def print_export(episodes: int, tmp: Path) -> None:
                   f"{r['new_mb']:.0f} MB ({r['old_mb']:.0f} MB)",
                   "export ≤ 10 s " + ("[green]met[/]" if r["new_s"] <= 10 else "[red]not met[/]"))
     console.print(table)
+    FIGURES.append(f"verl export of {episodes} trajectories: {r['new_s']:.1f} s (old path "
+                   f"{r['old_s']:.1f} s, same run); store writes {r['write_rate']:.0f} episodes/s")
 
 
 if __name__ == "__main__":
