@@ -1,7 +1,8 @@
 """`envfarm swe synthesize SOURCE --out FILE`: verified SWE instances by bug injection.
 
-SOURCE is a PyPI sdist spec (`toolz==0.12.1`), a local git repository or a git URL / GitHub
-slug. The run is resumable: run the same command again and decided candidates are skipped
+SOURCE is a PyPI sdist spec (`toolz==0.12.1`), a downloaded sdist (`./cachetools-5.5.0.tar.gz`,
+`.zip`), a local folder, a local git repository or a git URL / GitHub slug; anything else is
+one line naming what is accepted. The run is resumable: run the same command again and decided candidates are skipped
 (see `swe_tasks.synth.pipeline`). `--catalogue` upserts the instances as kind-"swe" tasks,
 marked valid (each was checked: its FAIL_TO_PASS tests fail twice on the buggy tree and pass
 on the clean one, its PASS_TO_PASS tests pass on both).
@@ -24,8 +25,8 @@ app = typer.Typer(help="SWE task synthesis.", no_args_is_help=True)
 
 @app.command("synthesize")
 def synthesize_cmd(
-    source: Annotated[str, typer.Argument(help="pkg==version (PyPI sdist), a git repo path "
-                                          "or URL.")],
+    source: Annotated[str, typer.Argument(help="pkg==version (PyPI sdist), a local sdist "
+                                          "file or folder, a git repo path or URL.")],
     out: Annotated[Path, typer.Option("--out", help="Instances JSONL (appended; resumable).")],
     max_candidates: int = typer.Option(200, help="How many candidate bugs to judge."),
     workers: int = typer.Option(2, help="Candidates judged at once (one fresh sandbox each)."),

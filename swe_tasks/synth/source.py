@@ -5,6 +5,10 @@
   release's real source with its tests; it is unpacked and committed as ONE commit (fixed
   author and date, so the sha, and so the environment image, is the same on every machine)
   into a local repository under the envfarm cache;
+- a local sdist file (`./cachetools-5.5.0.tar.gz`, `.tgz`, `.tar.bz2`, `.zip`) or a local
+  folder that is not a git repository: committed the same way (the cache key holds a
+  digest of the archive or the folder's files, so a changed source is a new repository;
+  a folder's symlinks are committed as links, never followed);
 - a local git repository path or URL / GitHub slug (through `swe_tasks.git_source.resolve`).
 
 Buggy trees are written as commits whose parent is the clean commit (`buggy_commit`), with
@@ -15,6 +19,7 @@ injection into a sandbox works unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -64,36 +69,130 @@ def is_sdist_spec(source: str) -> bool:
     return bool(_SDIST.match(source)) and not Path(source).exists()
 
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")
+_ARCHIVE_NAME = re.compile(r"^(?P<name>.+?)-(?P<version>[0-9][A-Za-z0-9._+!-]*?)"
+                           r"(?:\.tar\.gz|\.tgz|\.tar\.bz2|\.tar\.xz|\.tar|\.zip)$")
+
+
 def prepare(source: str, *, rev: str = "HEAD") -> SourceRepo:
     """The clean commit to inject bugs into (see module docstring). Raises TaskError."""
     match = _SDIST.match(source)
     if match and not Path(source).exists():
         return _from_sdist(match.group(1), match.group(2))
+    local = Path(source).expanduser()
+    if local.is_file():
+        if not source.lower().endswith(ARCHIVE_SUFFIXES):
+            raise TaskError(f"{source} is a file but not a source archive; give an sdist "
+                            f"({', '.join(ARCHIVE_SUFFIXES)}), a folder, a git repository or "
+                            "pkg==version")
+        return _from_archive(local)
+    if local.is_dir() and not _looks_like_git(local):
+        return _from_folder(local)
+    if not local.exists() and (source.startswith(("./", "../", "/", "~"))
+                               or source.lower().endswith(ARCHIVE_SUFFIXES)):
+        raise TaskError(f"no such file or folder: {source}; give an existing sdist, folder or "
+                        "git repository, or pkg==version for PyPI")
     git_dir = git_source.resolve(source)
     commit = _git(git_dir, "rev-parse", f"{rev}^{{commit}}").strip()
     name = re.sub(r"\.git$", "", source.rstrip("/").rsplit("/", 1)[-1]) or "repo"
     return SourceRepo(source, git_dir, commit, name, commit[:12])
 
 
-def _from_sdist(name: str, version: str) -> SourceRepo:
-    root = cache_dir() / "synth" / f"{name.lower()}-{version}"
-    repo = root / "repo"
+def _looks_like_git(folder: Path) -> bool:
+    """A work tree (has .git) or a bare repository (HEAD file and objects folder)."""
+    return (folder / ".git").exists() or ((folder / "HEAD").is_file()
+                                          and (folder / "objects").is_dir())
+
+
+def _cached(repo: Path, name: str, version: str) -> SourceRepo | None:
+    """The repository made earlier for this source, if it is complete."""
     if (repo / ".git").is_dir():
         try:
             commit = _git(repo, "rev-parse", "refs/tags/clean^{commit}").strip()
             return SourceRepo(str(repo), repo, commit, name, version)
         except TaskError:
             pass
+    return None
+
+
+def _from_sdist(name: str, version: str) -> SourceRepo:
+    root = cache_dir() / "synth" / f"{name.lower()}-{version}"
+    repo = root / "repo"
+    if (found := _cached(repo, name, version)) is not None:
+        return found
     archive = _download(name, version, root / "sdist")
+    return _commit_unpacked(archive, root, name, version)
+
+
+def _from_archive(archive: Path) -> SourceRepo:
+    """A local sdist: name and version from its file name (`pkg-1.0.tar.gz`)."""
+    match = _ARCHIVE_NAME.match(archive.name)
+    name, version = (match["name"], match["version"]) if match else \
+        (archive.name.split(".")[0] or "package", "local")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:12]
+    root = cache_dir() / "synth" / f"{name.lower()}-{version}-{digest}"
+    repo = root / "repo"
+    if (found := _cached(repo, name, version)) is not None:
+        return found
+    root.mkdir(parents=True, exist_ok=True)
+    return _commit_unpacked(archive.resolve(), root, name, version)
+
+
+def _from_folder(folder: Path) -> SourceRepo:
+    """A local folder that is not a git repository: its files, committed as they are."""
+    folder = folder.resolve()
+    digest = _folder_digest(folder)
+    name = folder.name or "package"
+    root = cache_dir() / "synth" / f"{name.lower()}-folder-{digest}"
+    repo = root / "repo"
+    if (found := _cached(repo, name, digest)) is not None:
+        return found
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(repo, ignore_errors=True)
+    shutil.copytree(folder, repo, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".tox", ".venv"))
+    return _commit(repo, name, digest, f"{name} (folder {folder})")
+
+
+def _folder_digest(folder: Path) -> str:
+    """A digest of the folder's relative paths and file bytes (links as their targets'
+    text, never followed)."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(folder):  # does not follow linked dirs
+        dirnames[:] = sorted(d for d in dirnames if d not in ("__pycache__", ".tox", ".venv"))
+        for fname in sorted(filenames):
+            path = Path(dirpath) / fname
+            h.update(str(path.relative_to(folder)).encode() + b"\0")
+            if path.is_symlink():
+                h.update(b"link:" + os.readlink(path).encode())
+            elif fname.endswith(".pyc"):
+                continue
+            else:
+                h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _commit_unpacked(archive: Path, root: Path, name: str, version: str) -> SourceRepo:
+    repo = root / "repo"
     shutil.rmtree(repo, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=root) as tmp:
-        _unpack(archive, Path(tmp))
+        try:
+            _unpack(archive, Path(tmp))
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise TaskError(f"cannot unpack {archive.name}: {exc}; give a complete sdist "
+                            "(.tar.gz or .zip)") from None
         entries = list(Path(tmp).iterdir())
+        if not entries:
+            raise TaskError(f"{archive.name} is empty; give a complete sdist")
         top = entries[0] if len(entries) == 1 and entries[0].is_dir() else Path(tmp)
         shutil.move(str(top), str(repo))
+    return _commit(repo, name, version, f"{name} {version} (sdist)")
+
+
+def _commit(repo: Path, name: str, version: str, message: str) -> SourceRepo:
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A", "-f")
-    _git(repo, "commit", "-q", "--no-verify", "-m", f"{name} {version} (sdist)")
+    _git(repo, "commit", "-q", "--no-verify", "--allow-empty", "-m", message)
     _git(repo, "tag", "clean")
     commit = _git(repo, "rev-parse", "HEAD").strip()
     return SourceRepo(str(repo), repo, commit, name, version)
