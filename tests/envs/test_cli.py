@@ -48,7 +48,7 @@ def test_import_dir_lists_unreadable_folders(tmp_path):
     (bad / "task.yaml").write_text("instruction: do it\n")
     result = CliRunner().invoke(app, ["tasks", "import-dir", str(tmp_path / "tasks"),
                                       "--store", f"sqlite:///{tmp_path / 'c.db'}"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # nothing imported: a failure, each reason listed
     assert "imported 0" in result.output and "missing Dockerfile" in result.output
 
 
