@@ -3,6 +3,13 @@
 It exists to exercise and measure the machinery around envs (rollouts, retries,
 stores, exports) at full speed: the task is trivial, the sandbox and tools are real.
 A task id is `echo-<word>`; the reward is 1.0 when /tmp/answer.txt holds the word.
+
+Verification trusts nothing the agent left: its processes are killed first (a daemon
+cannot write the word after the fact), then the file is read through the archive API,
+bounded (a `cat` shim or function in the agent's shell is never run). A link at
+/tmp/answer.txt never counts by itself: it scores only where the engine's read follows
+it inside the sandbox (never to the host) to a regular file whose whole content is the
+word (surrounding whitespace aside); an engine that does not follow it scores it 0.
 """
 
 from __future__ import annotations
@@ -10,8 +17,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from envs.core import ToolEnv, VerifierResult
+from envs.integrity import read_capped, stop_agent
 from envs.tools import BashTool, FinishTool, Tool
 from sandbox import Limits, base_image
+
+ANSWER_PATH = "/tmp/answer.txt"
+ANSWER_CAP_BYTES = 4096
+"""A longer answer file is not the word (and is not read into the host)."""
 
 
 class EchoEnv(ToolEnv):
@@ -39,8 +51,9 @@ class EchoEnv(ToolEnv):
         return messages, [BashTool(), FinishTool()]
 
     def _verify(self) -> VerifierResult:
-        result = self.sandbox.exec("cat /tmp/answer.txt 2>/dev/null")
-        got = result.output.strip()
+        stop_agent(self.sandbox, self.backend)
+        data = read_capped(self.sandbox, ANSWER_PATH, ANSWER_CAP_BYTES)
+        got = data.decode("utf-8", "replace").strip() if data is not None else None
         return VerifierResult(float(got == self.word), {"expected": self.word, "got": got})
 
     def oracle_actions(self, task_id: str) -> list[dict[str, Any]]:

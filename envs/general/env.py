@@ -11,10 +11,17 @@ Task ids say everything needed to rebuild the task, so no catalogue is required:
 The reward is 1.0 when the answer matches (numbers within tolerance, names after
 normalization, or the optional LLM judge says so) and, for apps, every state check
 passes; else 0.0.
+
+The app-state dump for the verifier runs after every process in the sandbox was killed,
+in a fresh shell, under `env -i` with the system interpreter in isolated mode
+(`python3 -I -S`: no `PYTHON*` variables, no site directories, `.pth` or
+`sitecustomize`), so nothing left in the sandbox changes what the verifier reads. A
+state too large for the dump's output cap is the agent's doing (agent_fault).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
@@ -33,7 +40,13 @@ from envs.general.apps import (
 )
 from envs.general.factgraph import Question, World, build_world, make_question, oracle_steps
 from envs.general.search import BM25Index, FindTool, OpenTool, SearchTool
+from envs.integrity import stop_agent
 from envs.tools import FinishTool, Tool
+from sandbox.errors import AgentCaused
+
+DUMP_COMMAND = (f"env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 /usr/bin/python3 -I -S "
+                f"{SERVER_PATH} __dump__ {base64.b64encode(b'{}').decode()}")
+"""The verifier's read of the app state: a clean environment, the system interpreter."""
 
 _SEARCH_ID = re.compile(r"^search-(\d+)-(\d+)-d([1-4])-o([01])$")
 _APPS_ID = re.compile(r"^apps-(shop|invoice|calendar)-(\d+)$")
@@ -116,10 +129,14 @@ class GeneralEnv(ToolEnv):
         if self.scenario is None or self.sandbox is None:
             return VerifierResult(0.0, {}, "infra_error", "no task to verify")
         s = self.scenario
-        raw = call_app(self.sandbox, "__dump__", {})
+        stop_agent(self.sandbox, self.backend)
+        dump = self.sandbox.exec(DUMP_COMMAND, timeout_s=60)
+        raw = dump.output.strip()
         try:
             state = json.loads(raw)
         except ValueError:
+            if dump.truncated:
+                raise AgentCaused("the app state is too large to read back") from None
             return VerifierResult(0.0, {"dump": raw[-1000:]}, "infra_error",
                                   "could not read the app state")
         checks = check_state(s, state)

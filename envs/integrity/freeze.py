@@ -68,3 +68,21 @@ def read_capped(sandbox: Any, path: str, cap_bytes: int = READ_CAP_BYTES) -> byt
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, _TOO_LARGE):
         return None
     return None if len(data) > cap_bytes else data
+
+
+def download_capped(sandbox: Any, src: str, dest: Any, cap_bytes: int) -> None:
+    """Copy the sandbox folder `src` to the host folder `dest` through the archive API, at
+    most `cap_bytes` of archive (over it: the sandbox's FileTooLarge, an AgentCaused).
+    Links stay links; the extraction refuses links out of `dest` and special files
+    (`tarfile.FilterError`)."""
+    params = inspect.signature(sandbox.download_dir).parameters
+    cap = next((k for k in ("max_bytes", "limit") if k in params), None)
+    if cap:
+        sandbox.download_dir(src, dest, **{cap: cap_bytes})
+    else:  # an engine without capped reads: the caller checks the size it got
+        sandbox.download_dir(src, dest)
+
+
+def too_large(exc: BaseException) -> bool:
+    """Whether `exc` is a read that passed its byte cap."""
+    return bool(_TOO_LARGE) and isinstance(exc, _TOO_LARGE)

@@ -13,11 +13,13 @@ toolchain* resolves to, and the places that can inject code into it:
 
 - verifier inputs and outputs: `/tests`, `/logs/verifier`, and `/logs` itself (replaced
   by a link or a file);
-- commands the test scripts run (shells, `env`, python, pip, pytest, uv, coreutils, grep,
-  sed, ...: `CORE_COMMANDS`) in any `PATH` directory: added, changed or deleted; any
-  command *added* in a directory searched before `/usr/bin` (`/usr/local/bin`,
-  `~/.local/bin`, ...) that shadows a common tool (`SHADOW_COMMANDS`); a `PATH`
-  directory replaced as a whole;
+- commands test scripts run (shells, `env`, python, pip, pytest, uv, coreutils, grep,
+  sed, curl, git, ...: `SHADOW_COMMANDS`): changed or deleted in any `PATH` directory,
+  or added in a directory searched before `/usr/bin` (`/usr/local/bin`, `/usr/sbin`,
+  `~/.local/bin`, ...), where it shadows the real one; a `PATH` directory replaced as a
+  whole. Added in `/usr/bin` or later, a command is a new install (apt) and shadows
+  nothing. (An honest `pip install -U pip` that writes `/usr/local/bin/pip` is caught
+  too: a pip shim runs before pytest in Terminal-Bench scripts; such a task allows it.)
 - the interpreter: Python's standard library directories (not their site-packages),
   `libpython`, the dynamic loader and libc, `/etc/ld.so.preload`, `/etc/ld.so.conf*`;
 - code that Python runs at start-up or pytest loads by itself: `sitecustomize.py` /
@@ -66,19 +68,23 @@ from pydantic import BaseModel, ConfigDict, Field
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOME_DIRS = ("/root", "/home/*")
 
-CORE_COMMANDS = frozenset("""
-sh bash dash rbash zsh ksh env python python3 pip pip3 pytest py.test uv uvx
-cat tr head tail grep egrep fgrep sed awk gawk mawk find xargs ls cp mv rm mkdir rmdir
-chmod chown ln test [ echo printf cut sort uniq wc tee timeout sleep true false diff cmp
-stat readlink realpath dirname basename date expr seq tar gzip gunzip base64 md5sum
-sha256sum sha1sum touch id whoami which mktemp install nohup setsid kill ps bc od xxd
-""".split())
+CORE_COMMANDS = frozenset([
+    "sh", "bash", "dash", "rbash", "zsh", "ksh", "env", "python", "python3", "pip", "pip3",
+    "pytest", "py.test", "uv", "uvx", "cat", "tr", "head", "tail", "grep", "egrep", "fgrep",
+    "sed", "awk", "gawk", "mawk", "find", "xargs", "ls", "cp", "mv", "rm", "mkdir", "rmdir",
+    "chmod", "chown", "ln", "test", "[", "echo", "printf", "cut", "sort", "uniq", "wc",
+    "tee", "timeout", "sleep", "true", "false", "diff", "cmp", "stat", "readlink",
+    "realpath", "dirname", "basename", "date", "expr", "seq", "tar", "gzip", "gunzip",
+    "base64", "md5sum", "sha256sum", "sha1sum", "touch", "id", "whoami", "which", "mktemp",
+    "install", "nohup", "setsid", "kill", "ps", "bc", "od", "xxd",
+])
 """Commands test scripts run: protected in every PATH directory (added, changed, deleted)."""
 
-SHADOW_COMMANDS = CORE_COMMANDS | frozenset("""
-curl wget git jq node npm npx java javac go cargo rustc gcc g++ cc make cmake perl ruby
-apt apt-get dpkg sudo su file zip unzip xz bzip2 sqlite3 openssl ssh
-""".split())
+SHADOW_COMMANDS = CORE_COMMANDS | frozenset([
+    "curl", "wget", "git", "jq", "node", "npm", "npx", "java", "javac", "go", "cargo",
+    "rustc", "gcc", "g++", "cc", "make", "cmake", "perl", "ruby", "apt", "apt-get", "dpkg",
+    "sudo", "su", "file", "zip", "unzip", "xz", "bzip2", "sqlite3", "openssl", "ssh",
+])
 """Commands whose *addition* to a directory searched before /usr/bin is a shim."""
 
 _VERSIONED = re.compile(r"^(python|pip|pypy|pytest)[0-9.]*(-config)?$")
@@ -106,8 +112,10 @@ PROTECTED_FILES = (
 
 _STDLIB_DIR = re.compile(r"^(/usr(?:/local)?/lib/python3(?:\.\d+)?)(/|$)")
 _SITE = re.compile(r"/(site|dist)-packages(/|$)")
-_PYTEST_INI_SECTIONS = re.compile(rb"^\s*\[(pytest|tool:pytest|tool\.pytest[^\]]*)\]", re.M)
-_PTH_IMPORT = re.compile(rb"^import[ \t]", re.M)
+_PYTEST_INI_SECTIONS = re.compile(rb"^\s*\[(pytest|tool:pytest|tool\.pytest[^\]]*)\]", re.MULTILINE)
+_PTH_IMPORT = re.compile(rb"^import[ \t]", re.MULTILINE)
+_PYTEST11 = re.compile(rb"^\s*\[pytest11\]", re.MULTILINE)
+_PYTEST11 = re.compile(rb"^\s*\[pytest11\]", re.MULTILINE)
 
 
 class PathPolicy(BaseModel):
@@ -216,13 +224,12 @@ class ProtectedPaths:
         if path in self.path_dirs or path in self.home_bins:
             return "a PATH directory replaced"
         if parent in self.path_dirs or matches(parent, self.home_bins):
-            if name in CORE_COMMANDS or _VERSIONED.match(name):
+            tool = name in SHADOW_COMMANDS or bool(_VERSIONED.match(name))
+            front = parent in self.front_dirs or matches(parent, self.home_bins)
+            if tool and kind != "A":
                 return "test toolchain command"
-            if kind == "A" and name in SHADOW_COMMANDS and (
-                    parent in self.front_dirs or matches(parent, self.home_bins)):
+            if tool and front:
                 return "command shadowing the system one"
-            if kind != "A" and name in SHADOW_COMMANDS:
-                return "test toolchain command"
         if matches(path, self.startup):
             return "shell, loader or Python start-up file"
         if path.endswith(".pyc") and (_STDLIB_DIR.match(path) or _SITE.search(path)):
@@ -244,12 +251,10 @@ class ProtectedPaths:
             module = top[:-3] if top.endswith(".py") else top.split("-", 1)[0].split(".", 1)[0]
             if module in TOOLCHAIN_PACKAGES or "pytest" in rel.lower():
                 return "test toolchain package"
-            if name.endswith(".pth") and kind != "D":
-                if _has(read, path, _PTH_IMPORT):
-                    return ".pth file that runs code"
-            if name == "entry_points.txt" and kind != "D":
-                if _has(read, path, re.compile(rb"^\s*\[pytest11\]", re.M)):
-                    return "pytest plugin entry point"
+            if name.endswith(".pth") and kind != "D" and _has(read, path, _PTH_IMPORT):
+                return ".pth file that runs code"
+            if name == "entry_points.txt" and kind != "D" and _has(read, path, _PYTEST11):
+                return "pytest plugin entry point"
         if name in ("conftest.py", "pytest.ini", ".pytest.ini") and not path.startswith("/tests/"):
             return "pytest configuration"
         if name in ("tox.ini", "setup.cfg", "pyproject.toml") and parent in self.ini_dirs \

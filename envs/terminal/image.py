@@ -21,9 +21,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import docker
 import docker.errors
 
+import docker
 from envs.terminal.task import TerminalTask
 from sandbox import ImageBuilder, ImageSpec
 from sandbox.errors import ImageBuildError

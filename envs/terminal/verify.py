@@ -21,7 +21,8 @@ The agent was root in its container and is assumed adversarial. In order:
    code may have left a daemon), and the outputs are read through the archive API,
    bounded (`read_capped`). Grading is `envs.terminal.grading`.
 
-No verdict (no reward file, no JUnit report): the same tests run once on the task's
+No verdict (no reward file, no JUnit report, a verifier container that fails while the
+engine answers): the same tests run once on the task's
 pristine image (cached per task and image). If they give a verdict there, the agent's
 changes broke the verifier: `agent_fault`, reward 0, the cause kept. If not, the task's
 verifier is broken: `task_error`. Tests that run past their timeout score 0: the time
@@ -105,6 +106,12 @@ def verify_episode(backend: Any, agent: Any, task: TerminalTask, *, image: str, 
         outcome, details = run_tests(backend, snapshot, task, workdir=workdir,
                                      image_env=image_env, limits=limits, cap_add=cap_add,
                                      remove_pyc=policy.bytecode(changes))
+    except SandboxError as exc:
+        if not backend.healthy():
+            raise
+        # the engine answers and started the task's image for the agent: what fails
+        # here is the agent's filesystem (the pristine run below says for sure)
+        outcome, details = NoVerdict(f"the verifier's container failed: {exc}"), {}
     finally:
         backend.remove_image(snapshot)
     details["snapshot_s"] = round(snapshot_s, 3)
@@ -142,7 +149,7 @@ def run_tests(backend: Any, image: str, task: TerminalTask, *, workdir: str,
     """Run the task's tests in a fresh container of `image`; (verdict or why none, details)."""
     started = time.monotonic()
     limits = limits.model_copy(update={"timeout_s": max(60.0, task.verifier_timeout_s)})
-    sandbox = backend.start(image, limits, cap_add=list(cap_add), use_pool=False,
+    sandbox = backend.start(image, limits, cap_add=list(cap_add), use_pool=False, workdir="/",
                             labels={"envfarm.task": task.id[:200], "envfarm.role": "verifier"})
     try:
         container_s = time.monotonic() - started

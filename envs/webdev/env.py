@@ -2,7 +2,9 @@
 
 The agent works in a sandbox from the browser image (no network) with `bash`,
 `str_replace` and `finish`, writing static files under `/workspace` (entry
-`index.html`). When it finishes, the workspace is copied out and checked by
+`index.html`). When it finishes, its processes are killed and the workspace is copied
+out through the archive API (never by `cp` or `du` in its shell: a shim or function
+there could bypass the size cap), capped at `max_workspace_mb`, and checked by
 `BrowserVerifier` in a fresh container (the agent never sees the checks), the session
 is recorded, and the reward is the weighted share of checks passed, optionally mixed
 with a VLM judge's score (`judge.weight`). Artifact paths are in
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
 import tempfile
 import time
 import uuid
@@ -22,16 +25,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from envs.core import ToolEnv, VerifierResult
+from envs.integrity import download_capped, stop_agent, too_large
 from envs.tools import BashTool, FinishTool, StrReplaceEditorTool, Tool
 from envs.webdev.image import ensure_browser_image
 from envs.webdev.judge import VLMJudge, VLMJudgeConfig
 from envs.webdev.tasks import TASKS_DIR, WebDevTask, load_task, load_tasks
-from envs.webdev.verify import BrowserVerifier, BrowserVerifierConfig, workspace_size_bytes
+from envs.webdev.verify import BrowserVerifier, BrowserVerifierConfig
 from sandbox import Limits
-from sandbox.errors import TaskError
+from sandbox.errors import AgentCaused, TaskError
 
 WORKSPACE = "/workspace"
-_EXPORT = "/tmp/envfarm-workspace-export"
+_TAR_SLACK_BYTES = 4 << 20
+"""Archive headers on top of the workspace cap (the size itself is checked on the host)."""
 
 SYSTEM_PROMPT = """\
 You are a web developer working in a Linux sandbox without internet access.
@@ -153,19 +158,19 @@ class WebDevEnv(ToolEnv):
         task = self.task
         if task is None or self.sandbox is None:
             return VerifierResult(0.0, {}, "infra_error", "no episode to verify")
-        # Symlinks are resolved and special files (fifos, sockets, devices) dropped in the
-        # agent's own container: the copy holds only regular files and folders.
-        self.sandbox.exec(f"rm -rf {_EXPORT} && mkdir -p {_EXPORT} && "
-                          f"(cp -rL {WORKSPACE}/. {_EXPORT}/ 2>/dev/null || true) && "
-                          f"find {_EXPORT} ! -type f ! -type d -delete", timeout_s=120)
-        size = workspace_size_bytes(self.sandbox, _EXPORT)
-        base = {"task_id": task.id, "category": task.category, "workspace_bytes": size}
-        if size > self.webdev.max_workspace_mb * 1e6:
-            return VerifierResult(0.0, {**base, "error": f"workspace is {size / 1e6:.0f} MB, "
-                                        f"over {self.webdev.max_workspace_mb:.0f} MB"})
+        cap = int(self.webdev.max_workspace_mb * 1e6)
         local = Path(tempfile.mkdtemp(prefix="webdev-ws-"))
         try:
-            self.sandbox.download_dir(_EXPORT, local)
+            size = self._export_workspace(local, cap)
+        except BaseException:
+            shutil.rmtree(local, ignore_errors=True)
+            raise
+        base = {"task_id": task.id, "category": task.category, "workspace_bytes": size}
+        if size > cap:
+            shutil.rmtree(local, ignore_errors=True)
+            return VerifierResult(0.0, {**base, "error": f"workspace is over "
+                                        f"{self.webdev.max_workspace_mb:.0f} MB"})
+        try:
             verifier = BrowserVerifier(self.backend, self.image(), self.webdev.verifier)
             result = verifier.verify(task, local, self._artifacts_dir())
         finally:
@@ -174,6 +179,28 @@ class WebDevEnv(ToolEnv):
         if result.status != "ok" or not self.webdev.judge.enabled or result.details.get("gate"):
             return result  # a page that does nothing asked gets no style points either
         return self._with_judge(task, result)
+
+    def _export_workspace(self, local: Path, cap: int) -> int:
+        """Copy /workspace to `local` from outside the agent's reach; its size in bytes
+        (cap + 1 when it is over `cap`). Absolute links and special files are dropped
+        first (in the agent's container, its processes killed before and after); links
+        left that point out of the workspace make the export the agent's fault."""
+        stop_agent(self.sandbox, self.backend)
+        self.sandbox.exec(f"find {WORKSPACE} \\( -lname '/*' -o ! -type f ! -type d ! -type l \\)"
+                          " -delete 2>/dev/null; true", timeout_s=60)
+        stop_agent(self.sandbox, self.backend)
+        try:
+            download_capped(self.sandbox, WORKSPACE, local, cap + _TAR_SLACK_BYTES)
+        except FileNotFoundError:
+            return 0
+        except tarfile.TarError as exc:
+            raise AgentCaused(f"the workspace cannot be exported: {exc}") from exc
+        except AgentCaused as exc:
+            if too_large(exc):
+                return cap + 1
+            raise
+        return sum(p.lstat().st_size for p in local.rglob("*") if p.is_file()
+                   and not p.is_symlink())
 
     def _with_judge(self, task: WebDevTask, result: VerifierResult) -> VerifierResult:
         judge = VLMJudge(self.webdev.judge)

@@ -14,10 +14,16 @@ A task folder (`envs/webdev_tasks/<id>/`) holds:
 
 Loading validates everything (unknown keys, unknown steps), so a typo in a task is a
 `TaskError` at load time, not a silently failing check at verification time.
+
+A task folder is a boundary: a link in it that resolves outside it refuses the folder
+(one line naming the link), before any file is read, so no host file reaches the
+catalogue, the prompt or a sandbox (the oracle's files are sent into the sandbox).
+`load_tasks` does not enter linked directories.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,10 @@ STEP_KEYS = {
     "expect_attr", "expect_class", "expect_js", "expect_in_viewport", "expect_changed",
 }
 """The first key of a step names what it does; the runner implements each one."""
+
+INTERACTIONS = {"click", "dblclick", "fill", "type", "press", "select", "check", "hover",
+                "keyboard"}
+"""Steps that act on the page: a check with one of them, then an expectation, tests behaviour."""
 
 STEP_ARGS = {"value", "key", "equals", "contains", "not_contains", "matches", "min", "name",
              "of", "timeout_ms"}
@@ -63,6 +73,18 @@ class Check(BaseModel):
     group: str = Field("function", description="function | executability | layout | ...")
     reload: bool = Field(False, description="Load the page afresh before the steps.")
     steps: list[dict[str, Any]] = Field(description="One action or expectation per table.")
+
+    @property
+    def exercises_behaviour(self) -> bool:
+        """Whether the check interacts with the page before it expects something: what
+        a page that only shows its initial state cannot pass."""
+        acted = False
+        for step in self.steps:
+            if any(k in INTERACTIONS for k in step):
+                acted = True
+            elif acted and any(k.startswith("expect_") for k in step):
+                return True
+        return False
 
     @field_validator("steps")
     @classmethod
@@ -124,6 +146,7 @@ class WebDevTask(BaseModel):
 def load_task(folder: Path | str) -> WebDevTask:
     """Read one task folder. Raises TaskError (not retryable) when it is malformed."""
     folder = Path(folder)
+    _check_links(folder)
     try:
         meta = tomllib.loads((folder / "task.toml").read_text())
         checks_file = folder / "checks.toml"
@@ -142,6 +165,17 @@ def load_task(folder: Path | str) -> WebDevTask:
     if len(set(names)) != len(names) or set(names) & set(BUILTIN_CHECKS):
         raise TaskError(f"web-dev task {task.id}: check names must be unique and not built-in")
     return task
+
+
+def _check_links(folder: Path) -> None:
+    """Refuse a folder holding a link that resolves outside it (the walk follows none)."""
+    root = folder.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            entry = Path(dirpath) / name
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                raise TaskError(f"web-dev task {folder}: {entry} links outside the task folder "
+                                f"(to {os.readlink(entry)}); copy the file into the folder")
 
 
 def is_task_folder(folder: Path) -> bool:
@@ -171,7 +205,8 @@ def load_tasks(root: Path | str | None = None) -> dict[str, WebDevTask]:
     root = Path(root) if root is not None else TASKS_DIR
     if not root.is_dir():
         raise TaskError(f"no web-dev task folder at {root}")
-    return {p.name: load_task(p) for p in sorted(root.iterdir()) if (p / "task.toml").is_file()}
+    return {p.name: load_task(p) for p in sorted(root.iterdir())
+            if not p.is_symlink() and (p / "task.toml").is_file()}
 
 
 def task_records(root: Path | str | None = None) -> list[Any]:

@@ -5,14 +5,17 @@ the pristine browser image (never the agent's container: the agent was root ther
 and could have replaced Chromium or Playwright), copies the workspace in, runs
 `runner.py` (loopback server + Chromium + the task's checks), copies the artifacts
 out, and returns a `VerifierResult` whose reward is the weighted share of checks
-passed (0 when no functional check passed). What the page does is scored; only a runner that produced no result (the
-browser would not start, the container died) is an `infra_error`.
+passed, gated on behaviour: when the task has checks that interact with the page and
+then expect something (`Check.exercises_behaviour`), the reward is 0 unless at least
+half of their weight passes. A page that only shows the initial state (or loads cleanly
+and does nothing) passes the render checks but none of these, and scores 0. What the
+page does is scored; only a runner that produced no result (the browser would not
+start, the container died) is an `infra_error`.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from envs.core import VerifierResult
 from envs.webdev.tasks import BUILTIN_CHECKS, WebDevTask
-from sandbox import Limits, SandboxError
+from sandbox import Limits
 
 RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_text()
 _DIR = "/opt/envfarm-webdev"
@@ -99,7 +102,8 @@ class BrowserVerifier:
                                   f"the browser check runner {why} without a result: "
                                   f"{run.output.strip().splitlines()[-1:] or ''}")
         result = json.loads(result_file.read_text())
-        reward, details = score(result, artifacts_dir, container_s, time.monotonic() - started)
+        reward, details = score(result, artifacts_dir, container_s, time.monotonic() - started,
+                                behaviour=behaviour_checks(task))
         details["memory_peak_mb"] = round(int(peak) / 2**20, 1) if peak.isdigit() else None
         return VerifierResult(reward, details)
 
@@ -115,24 +119,41 @@ class BrowserVerifier:
         result = {"checks": checks, "frames": []}
         artifacts_dir.mkdir(parents=True, exist_ok=True)
         (artifacts_dir / "result.json").write_text(json.dumps(result, indent=1))
-        reward, details = score(result, artifacts_dir, 0.0, time.monotonic() - started)
+        reward, details = score(result, artifacts_dir, 0.0, time.monotonic() - started,
+                                behaviour=behaviour_checks(task))
         details["memory_peak_mb"] = None
         return VerifierResult(reward, details)
 
 
+BEHAVIOUR_PASS_SHARE = 0.5
+"""Share of the behaviour checks' weight a page must pass to score anything."""
+
+
+def behaviour_checks(task: WebDevTask) -> set[str]:
+    """Names of the task's checks that interact with the page, then expect something."""
+    return {c.name for c in task.checks if c.exercises_behaviour}
+
+
 def score(result: dict[str, Any], artifacts_dir: Path, container_s: float,
-          total_s: float) -> tuple[float, dict[str, Any]]:
-    """Reward = weighted share of passed checks; details keep every check and artifact."""
+          total_s: float, behaviour: set[str] | None = None) -> tuple[float, dict[str, Any]]:
+    """Reward = weighted share of passed checks, gated on the behaviour checks (`behaviour`:
+    their names; None: every functional check); details keep every check and artifact."""
     checks = result.get("checks", [])
     total = sum(c["weight"] for c in checks)
     passed = sum(c["weight"] for c in checks if c["passed"])
     reward = passed / total if total else 0.0
-    functional = [c for c in checks if c["group"] == "function"]
+    gated = [c for c in checks if (c["name"] in behaviour if behaviour is not None
+                                   else c["group"] == "function")]
+    if behaviour is not None and not gated:  # a task without interactions: its functions
+        gated = [c for c in checks if c["group"] == "function"]
     gate = None
-    if functional and not any(c["passed"] for c in functional):
-        # A page that loads cleanly but does none of what was asked earns nothing:
-        # otherwise "<h1>hi</h1>" would collect the executability and layout checks.
-        reward, gate = 0.0, "no functional check passed"
+    gated_total = sum(c["weight"] for c in gated)
+    gated_passed = sum(c["weight"] for c in gated if c["passed"])
+    if gated and (gated_passed == 0 or gated_passed < BEHAVIOUR_PASS_SHARE * gated_total):
+        # A page that loads cleanly and shows the initial state but does not behave as
+        # asked earns nothing: otherwise a static page would collect the render checks.
+        reward, gate = 0.0, (f"behaviour checks passed {gated_passed:g} of {gated_total:g} "
+                             f"weight (needs {BEHAVIOUR_PASS_SHARE:.0%})")
     groups: dict[str, list[float]] = {}
     for c in checks:
         g = groups.setdefault(c["group"], [0.0, 0.0])
@@ -172,11 +193,3 @@ def score(result: dict[str, Any], artifacts_dir: Path, container_s: float,
     }
     return reward, details
 
-
-def workspace_size_bytes(sandbox: Any, path: str = "/workspace") -> int:
-    """Bytes under `path` in the agent's sandbox (0 when it is missing)."""
-    out = sandbox.exec(f"du -sb {shlex.quote(path)} 2>/dev/null | cut -f1", timeout_s=60).output
-    try:
-        return int(out.strip() or 0)
-    except ValueError as exc:
-        raise SandboxError(f"cannot measure {path}: {out[:200]}") from exc

@@ -75,8 +75,8 @@ def test_b_background_processes_are_gone_before_the_tests_arrive(env, tasks):
 
 TOOLCHAIN_ATTACKS = {
     "python3 shim in /usr/local/bin": (
-        f"printf '#!/bin/sh\\n{FORGE}\\n' > /usr/local/bin/python3; "
-        "chmod +x /usr/local/bin/python3", "/usr/local/bin/python3"),
+        (f"printf '#!/bin/sh\\n{FORGE}\\n' > /usr/local/bin/python3; "
+         "chmod +x /usr/local/bin/python3"), "/usr/local/bin/python3"),
     "tr shim in ~/.local/bin": (
         "mkdir -p /root/.local/bin && cp /bin/true /root/.local/bin/tr", "/root/.local/bin/tr"),
     "uv replaced": ("cp /bin/true /usr/local/bin/uv", "/usr/local/bin/uv"),
@@ -86,15 +86,15 @@ TOOLCHAIN_ATTACKS = {
     "sitecustomize": ("echo 'import os' > /usr/lib/python3/dist-packages/sitecustomize.py",
                       "sitecustomize.py"),
     "pytest plugin entry point": (
-        f"d={SITE}/evil-1.0.dist-info; mkdir -p $d; "
-        "printf '[pytest11]\\nevil = evilplug\\n' > $d/entry_points.txt; "
-        f"printf 'def pytest_runtest_logreport(report):\\n    report.outcome = \"passed\"\\n' "
-        f"> {SITE}/evilplug.py", "entry_points.txt"),
+        (f"d={SITE}/evil-1.0.dist-info; mkdir -p $d; "
+         "printf '[pytest11]\\nevil = evilplug\\n' > $d/entry_points.txt; "
+         f"printf 'def pytest_runtest_logreport(report):\\n    report.outcome = \"passed\"\\n' "
+         f"> {SITE}/evilplug.py"), "entry_points.txt"),
     "pytest package edited": (
         f"echo '# x' >> {SITE}/_pytest/runner.py", "_pytest/runner.py"),
     "pytest.ini and conftest.py at /": (
-        "printf '[pytest]\\naddopts = -p no:python\\n' > /pytest.ini; echo '' > /conftest.py",
-        "/pytest.ini"),
+        ("printf '[pytest]\\naddopts = -p no:python\\n' > /pytest.ini; "
+         "echo '' > /conftest.py"), "/pytest.ini"),
     "pyproject.toml with a pytest section at /": (
         "printf '[tool.pytest.ini_options]\\naddopts = \"-q\"\\n' > /pyproject.toml",
         "/pyproject.toml"),
