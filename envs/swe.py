@@ -4,12 +4,25 @@ Episode: the instance's environment image starts with `base_commit` injected int
 /testbed as one fresh commit (no later history reachable) and the test patch's files
 absent; the agent gets the problem statement and `bash`, `str_replace`, `finish`.
 
-Verifier (at finish, max turns or timeout): the agent's `git diff` against the injected
-commit, test files left out, is applied in a FRESH sandbox from the pristine image with
-the test patch; the tests run with a JUnit report, or as the dataset's own eval script
-graded by its log parser (`swe_tasks.eval_script`); reward 1.0 when every FAIL_TO_PASS and
-PASS_TO_PASS test passes, else 0.0, with the per-test report in `info["reward_details"]`.
-A diff that does not apply scores 0 with the reason. A sandbox failure is `infra_error`.
+Verifier (at finish, max turns or timeout). The agent is root in its sandbox and assumed
+adversarial, so nothing it could touch is trusted:
+1. every agent process is killed (`Sandbox.stop_processes`), then its /testbed is read
+   through the engine's archive API on the host and compared with the injected tree
+   (`swe_tasks.workspace.read_changes`): no agent shell, `git`, config or process takes
+   part. Over `workspace.MAX_CHANGED_BYTES` of changes is an agent fault (reward 0).
+2. a FRESH sandbox from the pristine image gets the same commit; trusted git there turns
+   the kept changes into a patch, which is filtered by its own `diff --git` headers:
+   test files and conftest.py are dropped (as SWE-bench drops them), pytest
+   configuration, plugin registration, shadowing modules and in-process tampering
+   (`swe_tasks.patch_scan`) make the episode `tampered` (reward 0, evidence in
+   `reward_details["tampered"]`) and the tests do not run (`swe_tasks.integrity`).
+3. the patch and the test patch are applied there and the tests run as an unprivileged
+   user, their JUnit report streamed to a root-only reader (`swe_tasks.testrun`), or the
+   dataset's own eval script runs framed (`swe_tasks.eval_script`). Reward 1.0 when
+   every FAIL_TO_PASS and PASS_TO_PASS test passes, else 0.0, with the per-test report
+   in `info["reward_details"]` (bounded: the patch is kept up to `MAX_DETAILS_PATCH`).
+A diff that does not apply scores 0 with the reason. A sandbox the agent's own code ran
+out of memory is an agent fault; other sandbox failures are `infra_error`.
 
 Tasks come from the catalogue (`kind="swe"`), from `instances` given to the constructor,
 or, with neither, the bundled example (`swe_tasks.example`).
@@ -20,15 +33,25 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from envs import status as st
 from envs.core import ToolEnv, VerifierResult
 from envs.tools import BashTool, FinishTool, StrReplaceEditorTool, Tool
 from sandbox import Limits
+from sandbox.errors import AgentCaused, ContainerDied, SandboxError
 from swe_tasks.environment import ensure_image
 from swe_tasks.example import EXAMPLE_ID, example_instance
 from swe_tasks.instance import SWEInstance
 from swe_tasks.repo_spec import RepoSpec, spec_for
-from swe_tasks.testrun import put_tests_in_place, run_tests
-from swe_tasks.workspace import AgentDiff, agent_diff, apply_patch, inject
+from swe_tasks.testrun import VERIFIER_CAPS, put_tests_in_place, run_tests
+from swe_tasks.workspace import (
+    Change,
+    ChangesTooLarge,
+    Injected,
+    apply_patch,
+    build_patch,
+    inject,
+    read_changes,
+)
 
 SYSTEM_PROMPT = (
     "You are an autonomous software engineer working in a Linux container. The repository "
@@ -38,6 +61,10 @@ SYSTEM_PROMPT = (
     "human to answer questions. Call finish when you are done."
 )
 AGENT_LIMITS = Limits(cpus=1, memory_mb=4096, pids=1024, network=False, timeout_s=120)
+MAX_DETAILS_PATCH = 256 * 1024
+"""Characters of the agent's patch kept in `reward_details` (the rest is cut, marked)."""
+MAX_DETAILS_ITEMS = 200
+"""Entries kept of each path list in `reward_details`."""
 
 
 class SWEEnv(ToolEnv):
@@ -63,6 +90,7 @@ class SWEEnv(ToolEnv):
         self.repo_spec: RepoSpec | None = None
         self.image: str | None = None
         self.base_sha: str | None = None
+        self.injected: Injected | None = None
         self.inject_s: float | None = None
 
     # -- ToolEnv hooks ------------------------------------------------------------------
@@ -74,6 +102,7 @@ class SWEEnv(ToolEnv):
         self.image = ensure_image(inst, spec=self.repo_spec)
         self.sandbox = self._start()
         injected = inject(self.sandbox, inst, hide_tests=True, post_inject=self.repo_spec.post_inject)
+        self.injected = injected
         self.base_sha, self.inject_s = injected.base_sha, injected.duration_s
         prompt = (f"<issue>\n{inst.problem_statement.strip()}\n</issue>\n\n"
                   "The repository is at /testbed. Make the minimal change to the non-test "
@@ -83,23 +112,49 @@ class SWEEnv(ToolEnv):
         return messages, [BashTool(), StrReplaceEditorTool(), FinishTool()]
 
     def _verify(self) -> VerifierResult:
-        if self.instance is None or self.sandbox is None or self.base_sha is None:
+        if self.instance is None or self.sandbox is None or self.injected is None:
             return VerifierResult(0.0, {}, "infra_error", "no sandbox to verify")
         inst, spec = self.instance, self.repo_spec or spec_for(self.instance)
-        diff = agent_diff(self.sandbox, inst, self.base_sha)
+        try:
+            changes = self._agent_changes(inst, self.injected)
+        except ChangesTooLarge as exc:
+            return VerifierResult(0.0, {"reason": str(exc)}, st.AGENT_FAULT, str(exc))
+        except FileNotFoundError:
+            why = "the agent removed /testbed"
+            return VerifierResult(0.0, {"reason": why}, st.AGENT_FAULT, why)
         self._end()  # the agent's container is no longer needed: free it first
-        details: dict[str, Any] = {"patch": diff.diff, "changed": list(diff.changed),
-                                   "excluded_test_paths": list(diff.excluded)}
-        if diff.error:
-            return VerifierResult(0.0, {**details, "reason": diff.error})
-        return self._grade_in_fresh_sandbox(inst, spec, diff, details)
+        return self._grade_in_fresh_sandbox(inst, spec, changes)
 
-    def _grade_in_fresh_sandbox(self, inst: SWEInstance, spec: RepoSpec, diff: AgentDiff,
-                                details: dict[str, Any]) -> VerifierResult:
+    def _agent_changes(self, inst: SWEInstance, injected: Injected) -> list[Change]:
+        """Stop every agent process, then read /testbed from outside (module docstring)."""
+        sandbox = self.sandbox
+        try:
+            sandbox.stop_processes()
+            return read_changes(sandbox, inst, injected)
+        except SandboxError as exc:
+            self._blame_the_agent_if_oom(sandbox, exc)
+            raise
+
+    def _grade_in_fresh_sandbox(self, inst: SWEInstance, spec: RepoSpec,
+                                changes: list[Change]) -> VerifierResult:
         with self.backend.start(self.image, self.limits, workdir="/testbed",
-                                              labels={"envfarm.task": inst.instance_id[:200],
-                                                      "envfarm.role": "verifier"}) as fresh:
+                                cap_add=list(VERIFIER_CAPS),
+                                labels={"envfarm.task": inst.instance_id[:200],
+                                        "envfarm.role": "verifier"}) as fresh:
             inject(fresh, inst, hide_tests=False, post_inject=spec.post_inject)
+            diff = build_patch(fresh, inst, changes)
+            details: dict[str, Any] = {
+                "patch": _cut(diff.diff, MAX_DETAILS_PATCH),
+                "changed": _few(diff.changed), "excluded_test_paths": _few(diff.excluded),
+                "dropped": _few(diff.dropped), "ignored": _few(diff.ignored)}
+            if diff.error:
+                return VerifierResult(0.0, {**details, "reason": diff.error})
+            if diff.tampered:
+                first = diff.tampered[0]
+                why = (f"the agent's change tampers with the test run: {first['path']}: "
+                       f"{first.get('reason') or first.get('why')}")
+                return VerifierResult(0.0, {**details, "tampered": _few(diff.tampered),
+                                            "reason": why}, st.TAMPERED, why)
             applied = apply_patch(fresh, diff.diff, "agent")
             if not applied.applied:
                 return VerifierResult(0.0, {**details, "reason": "the agent's patch does not "
@@ -108,13 +163,30 @@ class SWEEnv(ToolEnv):
             if not tests.applied:
                 return VerifierResult(0.0, {**details, "reason": "the test patch does not apply "
                                             "(the task is broken)", "apply_log": tests.log})
-            run = run_tests(fresh, inst, spec)
+            try:
+                run = run_tests(fresh, inst, spec)
+            except ContainerDied as exc:
+                self._blame_the_agent_if_oom(fresh, exc)
+                raise
         report = run.grade.as_dict()
         return VerifierResult(1.0 if run.grade.resolved else 0.0, {
             **details, "report": report, "reason": run.grade.reason,
             "tests_exit_code": run.exit_code, "tests_duration_s": round(run.duration_s, 3),
-            "tests_output_tail": run.output_tail[-1500:],
+            "tests_user": run.tests_user, "tests_output_tail": run.output_tail[-1500:],
         })
+
+    def _blame_the_agent_if_oom(self, sandbox: Any, exc: Exception) -> None:
+        """Raise AgentCaused when `sandbox` stopped because the agent's code ran it out of
+        memory (the engine says OOMKilled and still answers); else return."""
+        state = getattr(sandbox, "state", None)
+        if state is None:
+            return
+        try:
+            info = state()
+        except SandboxError:
+            return
+        if info.get("OOMKilled") and not info.get("Running") and self.backend.healthy():
+            raise AgentCaused(f"the agent's code ran its sandbox out of memory ({exc})") from exc
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -147,6 +219,19 @@ class SWEEnv(ToolEnv):
                 "command": patch_command(inst.patch)}}]},
             {"content": "", "tool_calls": [{"name": "finish", "arguments": {}}]},
         ]
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... {len(text) - limit} characters of the patch cut ...]\n"
+
+
+def _few(items: Any) -> list[Any]:
+    items = list(items)
+    if len(items) <= MAX_DETAILS_ITEMS:
+        return items
+    return [*items[:MAX_DETAILS_ITEMS], f"[... {len(items) - MAX_DETAILS_ITEMS} more]"]
 
 
 def patch_command(patch: str) -> str:

@@ -4,9 +4,28 @@ the dataset's own eval script where it gives one (`swe_tasks.eval_script`).
 JUnit (the default): the FAIL_TO_PASS / PASS_TO_PASS ids run by node id (fast: nothing
 else runs). When pytest cannot select them (exit 4: an id it does not know, or 5: nothing
 collected), the files they name (else those the test patch touches) run whole, as
-SWE-bench does; unrelated tests may then fail without harm. The report goes to a fresh
-random path under /tmp; the runner's exit code comes from the shell. Output is kept only
-as a tail for humans, never read for verdicts.
+SWE-bench does; unrelated tests may then fail without harm.
+
+Who can reach what (the code under test is the agent's; it runs inside pytest):
+- pytest runs as an unprivileged user (`TESTS_UID`, via `setpriv`) when the sandbox has
+  `VERIFIER_CAPS`; everything of the runner (its script, the exit code, the report's
+  copy, the output tail) lives in a root-only directory. Afterwards every process of
+  that user is killed (as that user: `kill -9 -1`), so nothing the tests started writes
+  anything later, and /testbed is given back to root. Without the capabilities the tests
+  run as root, as before, and `TestRun.tests_user` says so.
+- The JUnit report is a FIFO that only root reads (`root:nogroup 0620`): pytest streams
+  its report into it and a root `head` copies it; nothing can rewrite or truncate what
+  was already read, and the code under test cannot read the real report out of it.
+  The stream must be exactly one XML document from its first byte (`<?xml` once, at the
+  start): lines written into it by anyone besides pytest, before or after its report,
+  leave no verdict.
+- The exit code is pytest's own, as root's shell saw it, written by root; the output is
+  kept only as a tail for humans, never read for verdicts. pytest's configuration is the
+  repository's pristine one (`swe_tasks.integrity` keeps the agent's changes to it, and
+  conftest files, out of the verifier), `PYTEST_ADDOPTS` / `PYTEST_PLUGINS` are unset and
+  the cache plugin is off.
+- In-process patching by the package under test cannot be stopped by any of this: see
+  `swe_tasks.patch_scan`.
 
 Eval script: the script runs framed (`swe_tasks.eval_script.Frame`): its output goes
 into a log file read back whole (the shell's output is bounded), whose digest must match
@@ -33,6 +52,14 @@ from swe_tasks.log_parsers import parse_log, runner_finished
 from swe_tasks.repo_spec import RepoSpec
 from swe_tasks.workspace import TESTBED, PatchResult, apply_patch
 
+TESTS_UID = 65534
+"""The unprivileged user (nobody) pytest runs as when the sandbox allows it (see
+`VERIFIER_CAPS`)."""
+VERIFIER_CAPS = ["SETUID", "SETGID", "CHOWN", "KILL"]
+"""Capabilities a verifier sandbox needs to run the tests as `TESTS_UID` and to stop what
+they leave running; without them the tests run as root (noted in `TestRun.tests_user`)."""
+RUNNER_SLACK_S = 180.0
+"""Time the runner gets beyond the tests' limit (ownership changes, reaping)."""
 EVAL_SCRIPT_SETUP_S = 600.0
 """Time an eval-script run gets beyond the tests' limit, for the install steps it runs."""
 
@@ -60,6 +87,8 @@ class TestRun:
     timed_out: bool
     duration_s: float
     output_tail: str
+    tests_user: str = "root"
+    """Who the tests ran as: `uid 65534` (the verifier could drop privileges), else root."""
 
     __test__ = False  # not a pytest class
 
@@ -87,28 +116,89 @@ def run_tests(sandbox: Sandbox, instance: SWEInstance, spec: RepoSpec, *,
     return _run(sandbox, spec, test_targets(instance, f2p + p2p), f2p, p2p, limit)
 
 
+_RUNNER = r"""set -u
+D={d}; P={p}; U={uid}
+cd /testbed || exit 90
+user=root
+if setpriv --reuid=$U --regid=$U --clear-groups true 2>/dev/null; then
+  H=$(mktemp -d /tmp/envfarm-home.XXXXXXXX) && chown $U:$U "$H" && chown -R $U:$U /testbed \
+    && chown 0:$U $P/report && chmod 620 $P/report && user=$U
+fi
+echo "$user" > $D/user
+head -c {cap} $P/report > $D/report.xml &
+reader=$!
+{exports}export HOME=${{H:-/root}}
+unset PYTEST_ADDOPTS PYTEST_PLUGINS
+if [ "$user" = root ]; then as=; else as="setpriv --reuid=$U --regid=$U --clear-groups"; fi
+timeout -k 10 {limit} $as {command} -p no:cacheprovider --junitxml=$P/report -o junit_family=xunit1 \
+  --rootdir=/testbed {targets} < /dev/null > $D/out.log 2>&1
+rc=$?
+if [ "$user" != root ]; then
+  for i in 1 2 3 4 5; do setpriv --reuid=$U --regid=$U --clear-groups kill -9 -1 2>/dev/null; done
+fi
+exec 4<>$P/report; exec 4>&-
+for i in $(seq 100); do kill -0 $reader 2>/dev/null || break; sleep 0.05; done
+kill -9 $reader 2>/dev/null; wait $reader 2>/dev/null
+tail -c 65536 $D/out.log > $D/out; rm -f $D/out.log
+[ "$user" = root ] || chown -R 0:0 /testbed
+echo "$rc" > $D/rc
+"""
+
+
 def _run(sandbox: Sandbox, spec: RepoSpec, targets_list: list[str], f2p: list[str],
          p2p: list[str], limit: float) -> TestRun:
-    report = f"/tmp/envfarm-report-{uuid.uuid4().hex}.xml"
-    targets = " ".join(shlex.quote(t) for t in targets_list)
-    exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in spec.env.items())
-    script = (f'rm -f "$0"; cd {TESTBED}; rm -f {report}; {exports}'
-              f"{spec.test_command} --junitxml={report} -o junit_family=xunit1 "
-              f"--rootdir={TESTBED} {targets}\n")
-    runner = f"/tmp/envfarm-tests-{uuid.uuid4().hex[:8]}.sh"
-    sandbox.write_file(runner, script)
-    res = sandbox.exec(f"bash {runner} 2>&1", timeout_s=limit)
-    xml: bytes | None
+    """One pytest run under `_RUNNER` (module docstring: who can reach what)."""
+    tag = uuid.uuid4().hex
+    work, pipe = f"/tmp/envfarm-run-{tag}", f"/tmp/envfarm-pipe-{tag}"
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in spec.env.items())
+    script = _RUNNER.format(d=work, p=pipe, uid=TESTS_UID, cap=MAX_REPORT_BYTES + 1,
+                            exports=exports, limit=int(limit) + 1, command=spec.test_command,
+                            targets=" ".join(shlex.quote(t) for t in targets_list))
+    setup = sandbox.exec(f"umask 077 && mkdir -m 700 {work} && mkdir -m 711 {pipe} && "
+                         f"mkfifo -m 600 {pipe}/report")
+    if not setup.ok:
+        raise SandboxError(f"cannot prepare the test run: {setup.output[-300:]}")
+    sandbox.write_file(f"{work}/run.sh", script, mode=0o700)
+    res = sandbox.exec(f"bash {work}/run.sh", timeout_s=limit + RUNNER_SLACK_S)
+    rc_text = _read(sandbox, f"{work}/rc", 64).strip()
+    xml = _read(sandbox, f"{work}/report.xml", MAX_REPORT_BYTES + 1)
+    tail = _read(sandbox, f"{work}/out", 65536).decode("utf-8", errors="replace")
+    user = _read(sandbox, f"{work}/user", 64).decode(errors="replace").strip()
+    sandbox.exec(f"rm -rf {work} {pipe}")
+    exit_code = int(rc_text) if rc_text.lstrip(b"-").isdigit() else None
+    timed_out = res.timed_out or exit_code in (124, 137)
+    problem = _report_problem(xml)
+    if timed_out:
+        result = GradeReport(False, exit_code=exit_code, reason=f"the tests ran past {limit:.0f} s")
+    elif exit_code is None:
+        result = GradeReport(False, reason="the test runner did not finish (no exit code)")
+    elif problem:
+        result = GradeReport(False, exit_code=exit_code, reason=problem)
+    else:
+        result = grade(f2p, p2p, xml or None, exit_code)
+    result_code = exit_code if exit_code is not None else res.exit_code
+    return TestRun(result, result_code, timed_out, res.duration_s, tail[-3000:],
+                   tests_user="root" if user in ("", "root") else f"uid {user}")
+
+
+def _report_problem(xml: bytes) -> str | None:
+    """Why the report stream is not the one document pytest writes, or None."""
+    if not xml:
+        return None
+    if len(xml) > MAX_REPORT_BYTES:
+        return f"the test report is larger than {MAX_REPORT_BYTES} bytes"
+    if not xml.lstrip().startswith(b"<?xml") or xml.count(b"<?xml") != 1:
+        return ("the test report stream is not one XML document from its start: something "
+                "besides pytest wrote into it")
+    return None
+
+
+def _read(sandbox: Sandbox, path: str, limit: int) -> bytes:
+    """A runner output file (written by root, bounded by the runner), or b"" if missing."""
     try:
-        xml = sandbox.read_file(report)
+        return sandbox.read_file(path)[:limit]
     except (FileNotFoundError, IsADirectoryError):
-        xml = None
-    exit_code = None if res.timed_out else res.exit_code
-    result = grade(f2p, p2p, xml, exit_code)
-    if res.timed_out:
-        result.resolved = False
-        result.reason = f"the tests ran past {limit:.0f} s"
-    return TestRun(result, res.exit_code, res.timed_out, res.duration_s, res.output[-3000:])
+        return b""
 
 
 def put_tests_in_place(sandbox: Sandbox, instance: SWEInstance) -> PatchResult:
