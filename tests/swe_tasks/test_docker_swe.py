@@ -17,7 +17,7 @@ from swe_tasks.environment import ensure_image
 from swe_tasks.example import example_instance, example_repo
 from swe_tasks.importer import import_file
 from swe_tasks.instance import SWEInstance
-from swe_tasks.workspace import agent_diff, apply_patch, inject
+from swe_tasks.workspace import apply_patch, build_patch, inject, read_changes
 from tests.swe_tasks.realdata import real_records
 
 pytestmark = pytest.mark.docker
@@ -56,10 +56,21 @@ def test_injection_is_one_fresh_commit_without_tests_or_future(docker_backend, e
 
         sb.exec("sed -i 's/split(\" \")/split()/' wordstats/__init__.py && "
                 "mkdir -p tests && echo 'def test_whitespace(): pass' > tests/test_wordstats.py"
-                " && echo 'x = 1' > conftest.py && echo new > NOTES.txt")
-        diff = agent_diff(sb, inst, injected.base_sha)
+                " && echo 'x = 1' > conftest.py && echo new > NOTES.txt && rm pyproject.toml"
+                " && echo junk > wordstats.egg-info/PKG-INFO && git add -A && git commit -qm x")
+        sb.stop_processes()
+        changes = read_changes(sb, inst, injected)
+        assert {c.path for c in changes} == {"wordstats/__init__.py", "tests/test_wordstats.py",
+                                              "conftest.py", "NOTES.txt", "pyproject.toml"}
+        assert injected.untracked == ("wordstats.egg-info/",)  # install leftovers not read
+
+    with docker_backend.start(example_image, LIMITS, workdir="/testbed") as fresh:
+        inject(fresh, inst, hide_tests=False)
+        diff = build_patch(fresh, inst, changes)
         assert set(diff.excluded) == {"tests/test_wordstats.py", "conftest.py"}
+        assert not diff.tampered and diff.error is None
         assert "wordstats/__init__.py" in diff.diff and "NOTES.txt" in diff.diff
+        assert "deleted file mode" in diff.diff and "b/pyproject.toml" in diff.diff
         assert "test_whitespace" not in diff.diff and "conftest" not in diff.diff
 
     with docker_backend.start(example_image, LIMITS, workdir="/testbed") as fresh:
