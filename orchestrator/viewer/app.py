@@ -54,6 +54,11 @@ class ViewerConfig(BaseModel):
     tokens_per_page: int = Field(20_000, ge=100, description="Tokens per token page.")
     cache_summaries: bool = Field(
         True, description="Keep each run's summary until the run gains or replaces an episode.")
+    warm_runs: int = Field(
+        5, ge=0, description="Summaries of this many newest runs computed at start, in the "
+        "background, so their first view is served from the cache.")
+    live_summary_s: float = Field(
+        10.0, ge=0, description="A live run's summary is recomputed at most this often.")
 
 
 def create_app(config: ViewerConfig | None = None) -> FastAPI:
@@ -88,29 +93,44 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
             raise HTTPException(404, f"no run {run_id!r} in this store")
         return run
 
+    def summarize(run_id: str) -> tuple[Any, tuple[int, int | None]]:
+        """The run's summary: cached until the run gains or replaces an episode, and at
+        most `live_summary_s` old while it is live."""
+        version = queries.run_version(engine, run_id)
+        with lock:
+            cached = summaries.get(run_id) if config.cache_summaries else None
+        if cached is not None and (cached[0] == version
+                                   or time.monotonic() - cached[1] < config.live_summary_s):
+            return cached[2], version
+        summary = queries.run_summary(engine, run_id, with_sources=_has_tasks(engine))
+        if summary is not None:
+            with lock:
+                summaries[run_id] = (version, time.monotonic(), summary)
+        return summary, version
+
+    def warm() -> None:
+        for run in queries.list_runs(engine)[:config.warm_runs]:
+            summarize(run["id"])
+
+    if config.cache_summaries and config.warm_runs:
+        threading.Thread(target=warm, name="envfarm-view-warm", daemon=True).start()
+
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:
         return page(request, "index.html", runs=queries.list_runs(engine))
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str) -> HTMLResponse:
-        version = queries.run_version(engine, run_id)
-        with lock:
-            cached = summaries.get(run_id)
-        if config.cache_summaries and cached is not None and cached[0] == version:
-            summary = cached[1]
-        else:
-            summary = queries.run_summary(engine, run_id, with_sources=_has_tasks(engine))
-            if summary is None:
-                raise HTTPException(404, f"no run {run_id!r} in this store")
-            with lock:
-                summaries[run_id] = (version, summary)
+        summary, version = summarize(run_id)
+        if summary is None:
+            raise HTTPException(404, f"no run {run_id!r} in this store")
+        stale = version[0] - summary.total
         from orchestrator.export import EXPORTERS
 
         return page(request, "run.html", s=summary, run=summary.run,
                     histogram=plots.histogram_svg(summary.histogram),
                     timeline=plots.timeline_svg(summary.timeline),
-                    exporters=EXPORTERS, store_arg=_store_arg(config.store))
+                    exporters=EXPORTERS, store_arg=_store_arg(config.store), stale=stale)
 
     @app.get("/runs/{run_id}/episodes", response_class=HTMLResponse)
     def episodes_page(request: Request, run_id: str, env: str | None = None,
@@ -129,9 +149,15 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         params = {k: v for k, v in {"env": env, "task": task, "min_reward": min_reward,
                                     "max_reward": max_reward, "sample": sample, "q": q}.items()
                   if v not in (None, "")}
+        # Env choices come from the run's cached summary (a DISTINCT over env_id would
+        # read every row of the run without an index on it) plus what this page shows.
+        with lock:
+            cached = summaries.get(run_id)
+        envs = {r["key"] for r in cached[2].by_env} if cached else set()
+        envs |= {r["env_id"] for r in result.rows} | ({filt.env} if filt.env else set())
         return page(request, "episodes.html", run=run, f=filt, p=result, params=params,
                     status_params=list(filt.statuses),
-                    options=queries.filter_options(engine, run_id))
+                    options={"envs": sorted(envs), "statuses": list(STATUSES)})
 
     @app.get("/runs/{run_id}/episodes/{episode_id}", response_class=HTMLResponse)
     def episode_page(request: Request, run_id: str, episode_id: int) -> HTMLResponse:

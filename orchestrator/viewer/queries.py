@@ -156,7 +156,7 @@ def run_summary(engine: Engine, run_id: str, *, with_sources: bool = True,
         return None
     c = episodes.c
     width = 1.0 / bins
-    cell = sa.cast(c.reward / width, sa.Integer)
+    cell = _floor(c.reward / width, engine)
     with engine.connect() as conn:
         cells = conn.execute(
             sa.select(c.env_id, c.status, cell, sa.func.count(), sa.func.sum(c.reward),
@@ -222,10 +222,18 @@ def _histogram(conn: Any, run_id: str, bins: int, lo: float,
     where = (c.run_id == run_id) & c.status.in_(TRAINABLE) & c.reward.is_not(None)
     lo, hi = min(0.0, float(lo)), max(1.0, float(hi))
     width = (hi - lo) / bins
-    index = sa.cast((c.reward - lo) / width, sa.Integer)
+    index = _floor((c.reward - lo) / width, conn)
     found = dict(conn.execute(sa.select(index, sa.func.count()).where(where).group_by(index)).all())
     found[bins - 1] = found.get(bins - 1, 0) + found.pop(bins, 0)
     return [(lo + i * width, lo + (i + 1) * width, int(found.get(i, 0))) for i in range(bins)]
+
+
+def _floor(expr: Any, bind: Any) -> Any:
+    """floor(expr) as an integer for expr ≥ 0: SQLite's CAST truncates (and its floor()
+    is optional), PostgreSQL's CAST rounds."""
+    if bind.dialect.name == "sqlite":
+        return sa.cast(expr, sa.Integer)
+    return sa.cast(sa.func.floor(expr), sa.Integer)
 
 
 def _timeline(conn: Any, run_id: str) -> list[tuple[str, int]]:
@@ -321,14 +329,6 @@ def search_episodes(engine: Engine, run_id: str, filt: EpisodeFilter, *, after: 
     page.next_after = None if done else cursor
     page.prev_before = None
     return page
-
-
-def filter_options(engine: Engine, run_id: str) -> dict[str, list[Any]]:
-    """The envs and statuses present in the run (for the filter menus); index-only."""
-    with engine.connect() as conn:
-        envs = [e for (e,) in conn.execute(sa.select(episodes.c.env_id).distinct()
-                                           .where(episodes.c.run_id == run_id))]
-    return {"envs": sorted(envs), "statuses": list(STATUSES)}
 
 
 def get_episode(engine: Engine, run_id: str, episode_id: int) -> dict[str, Any] | None:

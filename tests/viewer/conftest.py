@@ -8,8 +8,10 @@ web-dev-shaped episode whose video and screenshot ffmpeg really made.
 
 from __future__ import annotations
 
+import html
 import math
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -181,3 +183,11 @@ def viewer_url(rollout_store):
 
 def isclose(a: float | None, b: float | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b))
+
+
+def shown_bytes(inner: str) -> bytes:
+    """A token span's bytes: text as UTF-8, each <b class="raw">\\xNN</b> as its byte."""
+    out = b""
+    for raw, text in re.findall(r'<b class="raw">\\x([0-9a-f]{2})</b>|([^<]+)', inner):
+        out += bytes([int(raw, 16)]) if raw else html.unescape(text).encode()
+    return out

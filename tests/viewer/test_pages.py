@@ -20,7 +20,7 @@ from envs.status import STATUSES
 from orchestrator.viewer import StoreNotFoundError, ViewerConfig, create_app, readonly_engine
 from orchestrator.viewer.tokens import load_decoder
 from tests.conftest import MODEL_DIR
-from tests.viewer.conftest import tokenized_record
+from tests.viewer.conftest import shown_bytes, tokenized_record
 
 RUN = "run-synthetic"
 
@@ -202,14 +202,6 @@ def test_token_page_shows_exactly_the_stored_ids(synthetic_store):
     data = json.loads(html.unescape(re.search(
         r'<script type="application/json" id="token-data">(.*?)</script>', page, re.S).group(1)))
     assert len(data["lp"]) == len(ep.token_ids) and data["adv"] is not None
-
-
-def shown_bytes(inner: str) -> bytes:
-    """A token span's bytes: text as UTF-8, each <b class="raw">\\xNN</b> as its byte."""
-    out = b""
-    for raw, text in re.findall(r'<b class="raw">\\x([0-9a-f]{2})</b>|([^<]+)', inner):
-        out += bytes([int(raw, 16)]) if raw else html.unescape(text).encode()
-    return out
 
 
 def test_the_store_is_never_written(synthetic_store, tmp_path):
