@@ -24,7 +24,7 @@ fi
 
 # -- verl + skyrl ------------------------------------------------------------------------------
 TV=${ENVFARM_TRAINERS_VENV:-$ROOT/.venv-trainers}
-want="verl==0.9.1 skyrl==0.3.0 transformers==5.8.0 torch==$TORCH r1"
+want="verl==0.9.1 skyrl==0.3.0 transformers==5.8.0 torch==$TORCH r2"
 if [ "$(cat "$TV/.envfarm-trainers" 2>/dev/null)" != "$want" ]; then
   [ -x "$TV/bin/python" ] || { say "creating $TV"; "$PYTHON" -m venv "$TV"; }
   say "installing $want into $TV (a few minutes)"
@@ -32,7 +32,7 @@ if [ "$(cat "$TV/.envfarm-trainers" 2>/dev/null)" != "$want" ]; then
   "$TV/bin/pip" install -q "torch==$TORCH"
   "$TV/bin/pip" install -q "torch==$TORCH" "verl==0.9.1" "transformers==5.8.0" \
     "tensordict>=0.8,<=0.10" "skyrl-gym==0.4.0" "datasets>=4" "peft==0.18.1" \
-    "safetensors>=0.6.2" "cloudpathlib>=0.23" "pillow>=11.3"
+    "safetensors>=0.6.2" "cloudpathlib>=0.23" "pillow>=11.3" cachetools uvicorn fastapi
   "$TV/bin/pip" install -q --no-deps "skyrl==0.3.0"
   "$TV/bin/python" -c "import verl, skyrl, skyrl_gym, torch; print('verl', verl.__version__, 'torch', torch.__version__)"
   echo "$want" >"$TV/.envfarm-trainers"
@@ -40,8 +40,12 @@ fi
 
 # -- harbor (Python 3.12) ----------------------------------------------------------------------
 HV=${ENVFARM_HARBOR_VENV:-$ROOT/.venv-harbor}
-PY312=$(command -v python3.12 || true)
-[ -n "$PY312" ] || PY312=$(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python 2>/dev/null | tail -1 || true)
+PY312=
+for cand in $(command -v python3.12 2>/dev/null) "$HOME"/.pyenv/versions/3.12*/bin/python; do
+  if [ -x "$cand" ] && "$cand" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then
+    PY312=$cand; break
+  fi
+done
 hwant="harbor==0.25"
 if [ "$(cat "$HV/.envfarm-harbor" 2>/dev/null)" != "$hwant" ]; then
   if [ -z "$PY312" ]; then
