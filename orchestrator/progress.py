@@ -46,6 +46,8 @@ class RolloutProgress:
         if self.enabled:
             self._live.update(self._render())
             self._live.stop()
+            if not self._console.is_terminal:
+                self._console.line()  # a pipe gets the last frame without its newline
 
     def finished(self, record: EpisodeRecord) -> None:
         self.statuses[record.status] += 1

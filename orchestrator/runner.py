@@ -489,6 +489,6 @@ def failure_causes(store: Store, run_id: str, limit: int = 3) -> str:
     """The most common causes of a run's failed episodes, as one line."""
     causes: collections.Counter[str] = collections.Counter()
     for e in store.episodes(run_id, statuses=st.NOT_SCORED, with_calls=False):
-        first = (e.error or "no error recorded").strip().splitlines()[0][:160]
+        first = (e.error or "no error recorded").strip().splitlines()[0][:240]
         causes[f"{e.status}: {first}"] += 1
     return "; ".join(f"{n}× {cause}" for cause, n in causes.most_common(limit))

@@ -31,14 +31,19 @@ class Outcome:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def assert_one_line_error(out: Outcome, *needles: str, code: int | None = None) -> str:
+def assert_one_line_error(out: Outcome, *needles: str, code: int | None = None,
+                          after_progress: bool = False) -> str:
     """Non-zero exit, exactly one line on stderr starting `error:`, no traceback; the line
-    names each of `needles`. Returns the line."""
+    names each of `needles`. Returns the line. `after_progress`: a run's live progress
+    (also on stderr) may come before the line, which is then the last."""
     assert out.code != 0, (out.stdout, out.stderr)
     if code is not None:
         assert out.code == code, (out.code, out.stderr)
     assert "Traceback" not in out.stderr + out.stdout, out.stderr
     lines = out.error_lines
+    if after_progress:
+        assert sum("error: " in line for line in lines) == 1, out.stderr
+        lines = [lines[-1][lines[-1].index("error: "):]]
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
