@@ -61,6 +61,24 @@ def build(db: Path, episodes: int) -> float:
     return time.perf_counter() - started
 
 
+LONG_RUN, LONG_TOKENS = "run-bench-long", 32_000
+
+
+def add_long_episode(db: Path) -> None:
+    """One 32K-token episode (a long SWE trajectory) in its own run, once."""
+    from orchestrator.store import Store
+    from orchestrator.viewer import synthetic
+
+    store = Store(f"sqlite:///{db}")
+    if not any(r["id"] == LONG_RUN for r in store.list_runs()):
+        store.create_run(LONG_RUN, {"env": "swe", "policy": {
+            "type": "vllm", "tokenizer": str(_HERE.parent / "tests" / "fixtures" / "tiny_model")}})
+        store.save_episode(synthetic.make_record(random.Random(1), LONG_RUN, "task-long", 0,
+                                                 "envfarm/swe-v0", tokens=LONG_TOKENS,
+                                                 teacher=True))
+    store.engine.dispose()
+
+
 def server_ms(client, url: str) -> tuple[float, int, int]:
     r = client.get(url)
     if r.status_code != 200:
@@ -87,6 +105,8 @@ def scenarios(engine, repeat: int, rng: random.Random) -> dict[str, list[str]]:
     with engine.connect() as conn:
         ids = [i for (i,) in conn.execute(sa.text(
             "SELECT id FROM episodes WHERE run_id = :r ORDER BY id"), {"r": RUN})]
+        long_id = conn.execute(sa.text("SELECT id FROM episodes WHERE run_id = :r"),
+                               {"r": LONG_RUN}).scalar()
     pick = lambda: rng.choice(ids)  # noqa: E731
     base = f"/runs/{RUN}"
     filters = ["status=ok", "env=envfarm/swe-v0&status=ok", "min_reward=0.2&max_reward=0.8",
@@ -105,6 +125,8 @@ def scenarios(engine, repeat: int, rng: random.Random) -> dict[str, list[str]]:
         "episode page": [f"{base}/episodes/{pick()}" for _ in range(repeat)],
         "tokens page (300 tokens)": [f"{base}/episodes/{pick()}/tokens" for _ in range(repeat)],
         "groups page": [f"{base}/groups"] * repeat,
+        f"tokens page of a {LONG_TOKENS // 1000}K-token episode (first 20K shown)": [
+            f"/runs/{LONG_RUN}/episodes/{long_id}/tokens"] * max(5, repeat // 4),
         "group page (8 samples)": [
             f"{base}/groups/task-{rng.randrange(len(ids) // 8):06d}" for _ in range(repeat)],
     }
@@ -168,6 +190,7 @@ def main() -> None:
     args = ap.parse_args()
     db = args.db or Path(f"/tmp/envfarm-viewer-bench-{args.episodes}.db")
     built_s = build(db, args.episodes)
+    add_long_episode(db)
     url = f"sqlite:///{db}"
     size_mb = db.stat().st_size / 2**20
     load = os.getloadavg()[0]

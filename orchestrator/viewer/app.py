@@ -35,7 +35,7 @@ from catalogue import store_url as resolve_url
 from envs.status import STATUSES, TRAINABLE
 from orchestrator.viewer import plots, present, queries
 from orchestrator.viewer.source import ReadOnlyStore, readonly_engine
-from orchestrator.viewer.tokens import load_decoder, run_tokenizer, token_view
+from orchestrator.viewer.tokens import load_decoder, render_spans, run_tokenizer, token_view
 
 _HERE = Path(__file__).parent
 
@@ -192,7 +192,7 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         if view.has_teacher:
             data.update(tlp=[t["tlp"] for t in view.tokens], adv=[t["adv"] for t in view.tokens])
         return page(request, "tokens.html", run=run, ep=row, v=view, tokenizer_path=path,
-                    per_page=config.tokens_per_page, data=data)
+                    per_page=config.tokens_per_page, data=data, spans=render_spans(view))
 
     @app.get("/runs/{run_id}/episodes/{episode_id}/artifacts/{n}")
     def artifact(run_id: str, episode_id: int, n: int) -> FileResponse:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from markupsafe import Markup, escape
 
 from orchestrator.records import floats_array, ids_array
 
@@ -159,6 +160,29 @@ def token_view(row: dict[str, Any], decoder: TokenDecoder | None, *, start: int 
                     "piece": decoder.piece(tid) if decoder else None})
     return TokenView(out, n, start, teacher is not None,
                      str(decoder.path) if decoder else None, decoder is not None)
+
+
+def render_spans(view: TokenView) -> Markup:
+    """The token spans as HTML, built directly (a template loop costs ~10 µs a token):
+    `<span class="m1" data-id="ID">piece</span>`, class m0/m1 by loss mask plus `sp`
+    for added tokens, raw bytes as `<b class="raw">\\xNN</b>`; without a tokenizer the
+    text is `⟨ID⟩`. The i-th span is token `view.start + i`."""
+    inner: dict[int, tuple[str, bool]] = {}
+    out = []
+    for t in view.tokens:
+        tid = t["id"]
+        got = inner.get(tid)
+        if got is None:
+            piece = t["piece"]
+            if piece is None:
+                got = (f"⟨{tid}⟩", False)
+            else:
+                got = ("".join(f'<b class="raw">{escape(text)}</b>' if raw else str(escape(text))
+                               for text, raw in piece.parts), piece.special)
+            inner[tid] = got
+        cls = f"m{t['mask']} sp" if got[1] else f"m{t['mask']}"
+        out.append(f'<span class="{cls}" data-id="{tid}">{got[0]}</span>')
+    return Markup("".join(out))
 
 
 def _num(arr: np.ndarray | None, i: int) -> float | None:

@@ -134,7 +134,7 @@ def test_tokens_page_shows_the_stored_ids_and_their_values(page, rollout_store, 
     ep = next(stores.store.episodes(stores.token_run))
     page.goto(f"/runs/{stores.token_run}/episodes/{ep.id}")
     page.click("#tokens-link")
-    spans = page.locator("#tokens .t").evaluate_all("""ts => ts.map(t => ({
+    spans = page.locator("#tokens > span").evaluate_all("""ts => ts.map(t => ({
         id: Number(t.dataset.id), mask: t.classList.contains('m1') ? 1 : 0,
         parts: [...t.childNodes].map(n => n.nodeType === 3 ? [n.textContent, false]
                                                            : [n.textContent, true])}))""")
@@ -148,7 +148,7 @@ def test_tokens_page_shows_the_stored_ids_and_their_values(page, rollout_store, 
         assert data == decoder.token_bytes(s["id"])[0]
         shown += data
     assert shown.decode() == decoder.tok.decode(ep.token_ids, skip_special_tokens=False)
-    model_token = page.locator("#tokens .t.m1").first
+    model_token = page.locator("#tokens > span.m1").first
     model_token.hover()
     tip = page.locator("#tip")
     assert tip.is_visible()

@@ -34,7 +34,7 @@ def test_token_page_matches_a_model_rollout(vllm_server, base_image, tmp_path):
     assert ep.token_ids and any(ep.loss_mask), "the model produced tokens"
     client = TestClient(create_app(ViewerConfig(store=store.url)))
     page = client.get(f"/runs/{summary.run_id}/episodes/{ep.id}/tokens").text
-    spans = re.findall(r'<span class="t m(\d)(?: sp)?" data-i="\d+" data-id="(\d+)">(.*?)</span>',
+    spans = re.findall(r'<span class="m(\d)(?: sp)?" data-id="(\d+)">(.*?)</span>',
                        page, re.S)
     assert [int(i) for _, i, _ in spans] == ep.token_ids
     assert [int(m) for m, _, _ in spans] == ep.loss_mask

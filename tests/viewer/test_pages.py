@@ -187,9 +187,8 @@ def test_token_page_shows_exactly_the_stored_ids(synthetic_store):
     ep = next(store.episodes(run))
     client = TestClient(create_app(ViewerConfig(store=synthetic_store.url)))
     page = client.get(f"/runs/{run}/episodes/{ep.id}/tokens").text
-    spans = re.findall(r'<span class="t m(\d)( sp)?" data-i="(\d+)" data-id="(\d+)">(.*?)</span>',
-                       page, re.S)
-    assert [int(s[3]) for s in spans] == ep.token_ids
+    spans = re.findall(r'<span class="m(\d)( sp)?" data-id="(\d+)">(.*?)</span>', page, re.S)
+    assert [int(s[2]) for s in spans] == ep.token_ids
     assert [int(s[0]) for s in spans] == ep.loss_mask
     decoder = load_decoder(str(MODEL_DIR))
     shown = b""

@@ -21,11 +21,13 @@ document.querySelectorAll("[data-toggle-details]").forEach((btn) => {
   const start = Number(box.dataset.start || 0);
   const tip = document.getElementById("tip");
   const fmt = (v) => (v === null || v === undefined ? "—" : v.toFixed(4));
+  const spans = box.children;
+  for (let k = 0; k < spans.length; k++) spans[k].tokenIndex = k;  // position = token index
   box.addEventListener("mouseover", (ev) => {
-    const t = ev.target.closest(".t");
+    const t = ev.target.closest("#tokens > span");
     if (!t) return;
-    const k = Number(t.dataset.i) - start;
-    const lines = [`#${t.dataset.i}  id ${t.dataset.id}  mask ${t.classList.contains("m1") ? 1 : 0}`,
+    const k = t.tokenIndex;
+    const lines = [`#${start + k}  id ${t.dataset.id}  mask ${t.classList.contains("m1") ? 1 : 0}`,
       `logprob ${fmt(data.lp[k])}` + (data.lp[k] != null ? `  p=${Math.exp(data.lp[k]).toFixed(3)}` : "")];
     if (data.tlp) lines.push(`teacher ${fmt(data.tlp[k])}  advantage ${fmt(data.adv[k])}`);
     tip.textContent = lines.join("\n");
@@ -37,7 +39,6 @@ document.querySelectorAll("[data-toggle-details]").forEach((btn) => {
   });
   box.addEventListener("mouseleave", () => { tip.hidden = true; });
 
-  const spans = box.getElementsByClassName("t");
   function paint(values, colour) {
     box.classList.toggle("heat", !!values);
     for (let k = 0; k < spans.length; k++) {
