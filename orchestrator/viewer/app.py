@@ -188,9 +188,7 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         path = run_tokenizer(run.get("config"), config.tokenizer)
         decoder = load_decoder(path) if path else None
         view = token_view(row, decoder, start=start, limit=config.tokens_per_page)
-        data = {"lp": [t["lp"] for t in view.tokens]}
-        if view.has_teacher:
-            data.update(tlp=[t["tlp"] for t in view.tokens], adv=[t["adv"] for t in view.tokens])
+        data = {"lp": view.lp, "tlp": view.tlp, "adv": view.adv}
         return page(request, "tokens.html", run=run, ep=row, v=view, tokenizer_path=path,
                     per_page=config.tokens_per_page, data=data, spans=render_spans(view))
 

@@ -12,7 +12,6 @@ Without a tokenizer the page shows ids.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,38 +127,66 @@ def run_tokenizer(config: dict[str, Any] | None, override: str | None = None) ->
 
 @dataclass
 class TokenView:
-    """The rows of the token table: one dict per token, plus sequence facts."""
+    """Tokens `[start, start + len(ids))` of one episode, as parallel lists (None where
+    a value is missing), plus sequence facts."""
 
-    tokens: list[dict[str, Any]]
+    ids: list[int]
+    mask: list[int]
+    lp: list[float | None]
+    tlp: list[float | None] | None
+    adv: list[float | None] | None
     total: int
     start: int
-    has_teacher: bool
-    tokenizer: str | None
-    decoded: bool
+    decoder: TokenDecoder | None
+
+    @property
+    def has_teacher(self) -> bool:
+        return self.tlp is not None
+
+    @property
+    def decoded(self) -> bool:
+        return self.decoder is not None
+
+    @property
+    def tokenizer(self) -> str | None:
+        return str(self.decoder.path) if self.decoder else None
 
 
 def token_view(row: dict[str, Any], decoder: TokenDecoder | None, *, start: int = 0,
                limit: int = 20_000) -> TokenView:
     """Tokens `[start, start+limit)` of a stored episode row (`queries.token_arrays`):
-    id, piece, mask, logprob, teacher logprob and advantage (teacher − student on model
-    tokens where both exist), NaN shown as None."""
+    ids, loss mask, logprobs, teacher logprobs and advantages (teacher − student on
+    model tokens where both exist), rounded to 5 decimals, NaN as None. Vectorized:
+    a 20K-token page costs milliseconds here."""
     ids = ids_array(row["token_ids"])
     n = len(ids)
-    mask = ids_array(row["loss_mask"])
-    lps = floats_array(row["token_logprobs"])
-    teacher = floats_array(row["teacher_logprobs"]) if row.get("teacher_logprobs") else None
     stop = min(n, start + limit)
-    out = []
-    for i in range(start, stop):
-        tid = int(ids[i])
-        m = int(mask[i]) if i < len(mask) else 0
-        lp = _num(lps, i)
-        t = _num(teacher, i) if teacher is not None else None
-        adv = (t - lp) if (m == 1 and t is not None and lp is not None) else None
-        out.append({"i": i, "id": tid, "mask": m, "lp": lp, "tlp": t, "adv": adv,
-                    "piece": decoder.piece(tid) if decoder else None})
-    return TokenView(out, n, start, teacher is not None,
-                     str(decoder.path) if decoder else None, decoder is not None)
+    mask = np.zeros(stop - start, dtype=np.int32)
+    stored_mask = ids_array(row["loss_mask"])[start:stop]
+    mask[:len(stored_mask)] = stored_mask
+    lps = _window(floats_array(row["token_logprobs"]), start, stop)
+    tlp = adv = None
+    if row.get("teacher_logprobs"):
+        teacher = _window(floats_array(row["teacher_logprobs"]), start, stop)
+        scored = (mask == 1) & ~np.isnan(teacher) & ~np.isnan(lps)
+        adv = _nullable(np.where(scored, teacher.astype(np.float64) - lps, np.nan))
+        tlp = _nullable(teacher)
+    return TokenView(ids[start:stop].tolist(), mask.tolist(), _nullable(lps), tlp, adv, n,
+                     start, decoder)
+
+
+def _window(values: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """values[start:stop] as float64, padded with NaN where the array is short."""
+    out = np.full(stop - start, np.nan)
+    part = values[start:stop]
+    out[:len(part)] = part
+    return out
+
+
+def _nullable(values: np.ndarray) -> list[float | None]:
+    rounded = np.round(values, 5).astype(object)
+    rounded[np.isnan(values)] = None
+    return rounded.tolist()
 
 
 def render_spans(view: TokenView) -> Markup:
@@ -167,26 +194,17 @@ def render_spans(view: TokenView) -> Markup:
     `<span class="m1" data-id="ID">piece</span>`, class m0/m1 by loss mask plus `sp`
     for added tokens, raw bytes as `<b class="raw">\\xNN</b>`; without a tokenizer the
     text is `⟨ID⟩`. The i-th span is token `view.start + i`."""
-    inner: dict[int, tuple[str, bool]] = {}
+    inner: dict[int, tuple[str, str]] = {}
     out = []
-    for t in view.tokens:
-        tid = t["id"]
+    for tid, m in zip(view.ids, view.mask, strict=True):
         got = inner.get(tid)
         if got is None:
-            piece = t["piece"]
-            if piece is None:
-                got = (f"⟨{tid}⟩", False)
+            if view.decoder is None:
+                got = (f"⟨{tid}⟩", "")
             else:
+                piece = view.decoder.piece(tid)
                 got = ("".join(f'<b class="raw">{escape(text)}</b>' if raw else str(escape(text))
-                               for text, raw in piece.parts), piece.special)
+                               for text, raw in piece.parts), " sp" if piece.special else "")
             inner[tid] = got
-        cls = f"m{t['mask']} sp" if got[1] else f"m{t['mask']}"
-        out.append(f'<span class="{cls}" data-id="{tid}">{got[0]}</span>')
+        out.append(f'<span class="m{m}{got[1]}" data-id="{tid}">{got[0]}</span>')
     return Markup("".join(out))
-
-
-def _num(arr: np.ndarray | None, i: int) -> float | None:
-    if arr is None or i >= len(arr):
-        return None
-    v = float(arr[i])
-    return None if math.isnan(v) else round(v, 5)
