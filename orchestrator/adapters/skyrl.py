@@ -36,7 +36,8 @@ class EnvfarmTextEnv(BaseTextEnv):
             `env_kwargs` (constructor arguments), `observation_role` ("tool" keeps envfarm's
             tool messages; "user", the default, wraps them in <tool_response> for chat
             templates without a tool role).
-        extras: the dataset row's extras: `task_id`, `seed`.
+        extras: the dataset row's extras: `task_id`, `seed` (or inside `extra_info`, as
+            envfarm's `prompts` export writes them).
     """
 
     def __init__(self, env_id: str, env_config: Any = None,
@@ -45,8 +46,9 @@ class EnvfarmTextEnv(BaseTextEnv):
         config = dict(env_config or {})
         extras = dict(extras or {})
         self.env_id = env_id
-        self.task_id = extras.get("task_id")
-        self.seed = extras.get("seed")
+        nested = dict(extras.get("extra_info") or {})  # rows of the `prompts` export
+        self.task_id = extras.get("task_id") or nested.get("task_id")
+        self.seed = extras.get("seed", nested.get("seed"))
         self.env_kwargs = dict(config.get("env_kwargs") or {})
         self.observation_role = config.get("observation_role", "user")
         self.server_url = config.get("server_url")

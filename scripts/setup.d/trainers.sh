@@ -24,7 +24,7 @@ fi
 
 # -- verl + skyrl ------------------------------------------------------------------------------
 TV=${ENVFARM_TRAINERS_VENV:-$ROOT/.venv-trainers}
-want="verl==0.9.1 skyrl==0.3.0 transformers==5.8.0 torch==$TORCH r2"
+want="verl==0.9.1 skyrl==0.3.0 transformers==5.8.0 torch==$TORCH r3"
 if [ "$(cat "$TV/.envfarm-trainers" 2>/dev/null)" != "$want" ]; then
   [ -x "$TV/bin/python" ] || { say "creating $TV"; "$PYTHON" -m venv "$TV"; }
   say "installing $want into $TV (a few minutes)"
@@ -32,7 +32,7 @@ if [ "$(cat "$TV/.envfarm-trainers" 2>/dev/null)" != "$want" ]; then
   "$TV/bin/pip" install -q "torch==$TORCH"
   "$TV/bin/pip" install -q "torch==$TORCH" "verl==0.9.1" "transformers==5.8.0" \
     "tensordict>=0.8,<=0.10" "skyrl-gym==0.4.0" "datasets>=4" "peft==0.18.1" \
-    "safetensors>=0.6.2" "cloudpathlib>=0.23" "pillow>=11.3" cachetools uvicorn fastapi
+    "safetensors>=0.6.2" "cloudpathlib>=0.23" "pillow>=11.3" cachetools uvicorn fastapi loguru jaxtyping
   "$TV/bin/pip" install -q --no-deps "skyrl==0.3.0"
   "$TV/bin/python" -c "import verl, skyrl, skyrl_gym, torch; print('verl', verl.__version__, 'torch', torch.__version__)"
   echo "$want" >"$TV/.envfarm-trainers"
