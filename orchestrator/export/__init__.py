@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.errors import ConfigError
 from orchestrator.export import formats as _formats  # noqa: F401 — registers the formats
+from orchestrator.export import prompts as _prompts  # noqa: F401 — registers prompts
 from orchestrator.export import verl as _verl  # noqa: F401 — registers verl
 from orchestrator.export.arrays import split_prompt, teacher_advantages
 from orchestrator.export.base import (
