@@ -30,7 +30,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
 RUN = "run-bench"
 INDEX = ("CREATE INDEX IF NOT EXISTS ix_episodes_run_summary ON episodes "
@@ -95,7 +95,7 @@ def measure(client, urls: list[str]) -> dict:
         sizes.append(size)
         gz.append(zipped)
     times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
     return {"p50": statistics.median(times), "p95": p95, "max": times[-1],
             "kb": statistics.median(sizes) / 1024, "gz_kb": statistics.median(gz) / 1024,
             "n": len(times)}
@@ -107,7 +107,7 @@ def scenarios(engine, repeat: int, rng: random.Random) -> dict[str, list[str]]:
             "SELECT id FROM episodes WHERE run_id = :r ORDER BY id"), {"r": RUN})]
         long_id = conn.execute(sa.text("SELECT id FROM episodes WHERE run_id = :r"),
                                {"r": LONG_RUN}).scalar()
-    pick = lambda: rng.choice(ids)  # noqa: E731
+    pick = lambda: rng.choice(ids)
     base = f"/runs/{RUN}"
     filters = ["status=ok", "env=envfarm/swe-v0&status=ok", "min_reward=0.2&max_reward=0.8",
                "sample=3", "status=infra_error", "env=envfarm/webdev-v0&min_reward=0.5",
@@ -134,9 +134,8 @@ def scenarios(engine, repeat: int, rng: random.Random) -> dict[str, list[str]]:
 
 def offset_baseline(engine, repeat: int) -> tuple[float, float]:
     """p95 ms of OFFSET vs keyset for the same deep page of `status=ok` (query only)."""
-    from orchestrator.viewer.queries import LIST_COLUMNS, EpisodeFilter
-
     from orchestrator.store import episodes as t
+    from orchestrator.viewer.queries import LIST_COLUMNS, EpisodeFilter
 
     conds = EpisodeFilter(statuses=("ok",)).where(RUN)
     with engine.connect() as conn:
@@ -154,7 +153,7 @@ def offset_baseline(engine, repeat: int) -> tuple[float, float]:
                 rows = conn.execute(q).all()
                 res[kind].append((time.perf_counter() - started) * 1e3)
                 assert len(rows) == 50
-    p95 = lambda xs: sorted(xs)[int(round(0.95 * (len(xs) - 1)))]  # noqa: E731
+    p95 = lambda xs: sorted(xs)[round(0.95 * (len(xs) - 1))]
     return p95(res["offset"]), p95(res["keyset"])
 
 
@@ -233,14 +232,14 @@ def report(args, db, size_mb, built_s, load, rows, offset_ms, keyset_ms, index_s
     built = (f"built in {built_s:.0f} s" if built_s else "store reused from an earlier run")
     lines = [
         "# Viewer benchmark (benchmarks/viewer.py)", "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-        f"load average {load:.2f} at the start, SQLite file {size_mb:.0f} MiB: one run of "
-        f"{args.episodes:,} episodes, 8 samples per task ({built}), and one run holding a "
-        f"{LONG_TOKENS // 1000}K-token episode.", "",
-        "Server time = the app's own `Server-Timing` (queries + rendering), requests "
-        f"in-process, {args.repeat} per row unless n says otherwise. Goal: p95 ≤ 300 ms. "
-        "Page weight = HTML bytes (gzip in brackets); every page also loads "
-        f"viewer.css + viewer.js, {static / 1024:.1f} KiB together, once.", "",
+        (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+         f"load average {load:.2f} at the start, SQLite file {size_mb:.0f} MiB: one run of "
+         f"{args.episodes:,} episodes, 8 samples per task ({built}), and one run holding a "
+         f"{LONG_TOKENS // 1000}K-token episode."), "",
+        ("Server time = the app's own `Server-Timing` (queries + rendering), requests "
+         f"in-process, {args.repeat} per row unless n says otherwise. Goal: p95 ≤ 300 ms. "
+         "Page weight = HTML bytes (gzip in brackets); every page also loads "
+         f"viewer.css + viewer.js, {static / 1024:.1f} KiB together, once."), "",
         "| page | n | p50 ms | p95 ms | max ms | ≤ 300 ms | HTML KiB (gzip) |",
         "|---|---:|---:|---:|---:|:-:|---:|",
     ]
@@ -249,11 +248,11 @@ def report(args, db, size_mb, built_s, load, rows, offset_ms, keyset_ms, index_s
                      f"{'yes' if m['p95'] <= 300 else '**no**'} | {m['kb']:.1f} ({m['gz_kb']:.1f}) |")
     lines += [
         "",
-        f"Baseline, same run: the `status=ok` page 90% deep, query only: OFFSET p95 "
-        f"{offset_ms:.1f} ms, keyset (`id > after`) p95 {keyset_ms:.1f} ms "
-        f"({offset_ms / max(keyset_ms, 1e-6):.0f}× faster).", "",
-        f"Proposed index (`{INDEX}`): built in {index_s:.1f} s on this store; the "
-        "\"with ix_episodes_run_summary\" rows are the same requests after it.", "",
+        (f"Baseline, same run: the `status=ok` page 90% deep, query only: OFFSET p95 "
+         f"{offset_ms:.1f} ms, keyset (`id > after`) p95 {keyset_ms:.1f} ms "
+         f"({offset_ms / max(keyset_ms, 1e-6):.0f}× faster)."), "",
+        (f"Proposed index (`{INDEX}`): built in {index_s:.1f} s on this store; the "
+         "\"with ix_episodes_run_summary\" rows are the same requests after it."), "",
     ]
     for label, searched, mib, partial in SEARCHED:
         lines.append(f"Search, {label}: one request for an absent word searched {searched:,} "
@@ -262,14 +261,14 @@ def report(args, db, size_mb, built_s, load, rows, offset_ms, keyset_ms, index_s
                         ": the whole run."))
         lines.append("")
     lines += [
-        "Notes. The run page's aggregates are computed once per run version (episode count, "
+        ("Notes. The run page's aggregates are computed once per run version (episode count, "
         "newest id): at `envfarm view` start, in the background, for the 5 newest runs, and "
         "at most every 10 s while a run is live; the \"summary computed\" rows are that "
         "background cost, the \"cached\" row what a user waits for. Without the proposed "
         "index it reads every row of the run (a table scan); with it, the index alone. The "
         "store file was in the page cache (a cold disk is slower). Stores made by real "
         "rollouts have the same schema and shape; these episodes are synthetic "
-        "(orchestrator/viewer/synthetic.py).",
+        "(orchestrator/viewer/synthetic.py)."),
     ]
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

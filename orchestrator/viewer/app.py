@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -38,6 +38,8 @@ from orchestrator.viewer.source import ReadOnlyStore, readonly_engine
 from orchestrator.viewer.tokens import load_decoder, render_spans, run_tokenizer, token_view
 
 _HERE = Path(__file__).parent
+Statuses = Annotated[list[str] | None, Query()]
+"""A repeatable `?status=` parameter."""
 
 
 class ViewerConfig(BaseModel):
@@ -134,14 +136,14 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
 
     @app.get("/runs/{run_id}/episodes", response_class=HTMLResponse)
     def episodes_page(request: Request, run_id: str, env: str | None = None,
-                      task: str | None = None, status: list[str] = Query(default=[]),
+                      task: str | None = None, status: Statuses = None,
                       min_reward: str | None = None, max_reward: str | None = None,
                       sample: str | None = None, q: str | None = None,
                       after: int | None = None, before: int | None = None) -> HTMLResponse:
         run = need_run(run_id)
         filt = queries.EpisodeFilter(
             env=env or None, task=(task or "").strip() or None,
-            statuses=tuple(s for s in status if s in STATUSES),
+            statuses=tuple(s for s in status or () if s in STATUSES),
             min_reward=_float(min_reward, "min_reward"), max_reward=_float(max_reward, "max_reward"),
             sample=_int(sample, "sample"), text=q or None)
         result = queries.list_episodes(engine, run_id, filt, after=after, before=before,
@@ -230,8 +232,7 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
                     spread=(min(scored), max(scored)) if scored else None)
 
     @app.get("/runs/{run_id}/export/{fmt}")
-    def export_download(run_id: str, fmt: str, status: list[str] = Query(default=["ok"])
-                        ) -> FileResponse:
+    def export_download(run_id: str, fmt: str, status: Statuses = None) -> FileResponse:
         from orchestrator.export import EXPORTERS, ExportFilter, export
 
         need_run(run_id)
@@ -241,7 +242,7 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         name = f"{run_id}{EXPORTERS[fmt].suffix}"
         try:
             export(ReadOnlyStore(engine, store_url), run_id, fmt, tmp / name,
-                   ExportFilter(statuses=tuple(status)))
+                   ExportFilter(statuses=tuple(status or ("ok",))))
         except Exception as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise HTTPException(400, f"export failed: {exc}") from exc

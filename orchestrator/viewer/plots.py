@@ -14,8 +14,8 @@ MAX_BUCKETS = 240
 
 def _frame(body: list[str], label: str, y_max: float) -> Markup:
     inner_h = H - PAD_B - PAD_T
-    axis = [f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}" '
-            'class="axis"/>',
+    axis = [(f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}" '
+             'class="axis"/>'),
             f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{H - PAD_B}" class="axis"/>']
     for frac in (0, 0.5, 1):
         y = H - PAD_B - frac * inner_h

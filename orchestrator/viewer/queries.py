@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from envs.status import STATUSES, TRAINABLE
+from envs.status import TRAINABLE
 from orchestrator.store import calls, episodes, runs
 
 LIST_COLUMNS = (episodes.c.id, episodes.c.task_id, episodes.c.sample_index, episodes.c.env_id,

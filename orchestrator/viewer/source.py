@@ -15,9 +15,9 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from orchestrator.store import Store
 from catalogue import store_url
 from orchestrator.errors import ConfigError
+from orchestrator.store import Store
 
 
 class StoreNotFoundError(ConfigError):
@@ -72,6 +72,6 @@ class ReadOnlyStore(Store):
     """A `Store` over a read-only engine, for the exporters: it skips the migrations
     (which would write) and fails on any write the store's API attempts."""
 
-    def __init__(self, engine: Engine, url: str) -> None:  # noqa: D107 — no super(): no migration
+    def __init__(self, engine: Engine, url: str) -> None:
         self.url = url
         self.engine = engine

@@ -70,7 +70,7 @@ def tokenized_record(run_id: str, messages: list[dict], task_id: str) -> Episode
     done = ""
     for k, msg in enumerate(messages):
         text = fmt.render(messages[:k + 1], add_generation_prompt=False)
-        part = text[len(done):] if text.startswith(done) else text
+        part = text.removeprefix(done)
         done = text
         new = fmt.encode(part)
         ids += new

@@ -143,7 +143,7 @@ def test_tokens_page_shows_the_stored_ids_and_their_values(page, rollout_store, 
     decoder = load_decoder(str(MODEL_DIR))
     shown = b""
     for s in spans:
-        data = b"".join(bytes([int(text[2:], 16)]) if raw else text.encode()
+        data = b"".join(bytes.fromhex(text.removeprefix('\\x')) if raw else text.encode()
                         for text, raw in s["parts"])
         assert data == decoder.token_bytes(s["id"])[0]
         shown += data

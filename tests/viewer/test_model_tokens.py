@@ -35,13 +35,13 @@ def test_token_page_matches_a_model_rollout(vllm_server, base_image, tmp_path):
     client = TestClient(create_app(ViewerConfig(store=store.url)))
     page = client.get(f"/runs/{summary.run_id}/episodes/{ep.id}/tokens").text
     spans = re.findall(r'<span class="m(\d)(?: sp)?" data-id="(\d+)">(.*?)</span>',
-                       page, re.S)
+                       page, re.DOTALL)
     assert [int(i) for _, i, _ in spans] == ep.token_ids
     assert [int(m) for m, _, _ in spans] == ep.loss_mask
     decoder = load_decoder(str(vllm_server.model_dir))
     text = b"".join(shown_bytes(inner) for *_, inner in spans)
     assert text.decode() == decoder.tok.decode(ep.token_ids, skip_special_tokens=False)
     data = json.loads(html.unescape(re.search(
-        r'<script type="application/json" id="token-data">(.*?)</script>', page, re.S).group(1)))
+        r'<script type="application/json" id="token-data">(.*?)</script>', page, re.DOTALL).group(1)))
     for shown, stored in zip(data["lp"], ep.token_logprobs, strict=True):
         assert (shown is None and stored is None) or abs(shown - stored) < 1e-4

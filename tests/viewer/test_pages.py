@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-
-from markupsafe import escape
 import json
 import re
 from html.parser import HTMLParser
@@ -15,6 +13,7 @@ from html.parser import HTMLParser
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from envs.status import STATUSES
 from orchestrator.viewer import StoreNotFoundError, ViewerConfig, create_app, readonly_engine
@@ -187,7 +186,7 @@ def test_token_page_shows_exactly_the_stored_ids(synthetic_store):
     ep = next(store.episodes(run))
     client = TestClient(create_app(ViewerConfig(store=synthetic_store.url)))
     page = client.get(f"/runs/{run}/episodes/{ep.id}/tokens").text
-    spans = re.findall(r'<span class="m(\d)( sp)?" data-id="(\d+)">(.*?)</span>', page, re.S)
+    spans = re.findall(r'<span class="m(\d)( sp)?" data-id="(\d+)">(.*?)</span>', page, re.DOTALL)
     assert [int(s[2]) for s in spans] == ep.token_ids
     assert [int(s[0]) for s in spans] == ep.loss_mask
     decoder = load_decoder(str(MODEL_DIR))
@@ -199,7 +198,7 @@ def test_token_page_shows_exactly_the_stored_ids(synthetic_store):
     assert shown.decode() == decoder.tok.decode(ep.token_ids, skip_special_tokens=False)
     assert "\\x" in page, "the multi-byte text was split across tokens"
     data = json.loads(html.unescape(re.search(
-        r'<script type="application/json" id="token-data">(.*?)</script>', page, re.S).group(1)))
+        r'<script type="application/json" id="token-data">(.*?)</script>', page, re.DOTALL).group(1)))
     assert len(data["lp"]) == len(ep.token_ids) and data["adv"] is not None
 
 
