@@ -132,7 +132,8 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         return page(request, "run.html", s=summary, run=summary.run,
                     histogram=plots.histogram_svg(summary.histogram),
                     timeline=plots.timeline_svg(summary.timeline),
-                    exporters=EXPORTERS, store_arg=_store_arg(config.store), stale=stale)
+                    exporters=EXPORTERS, store_arg=_store_arg(config.store), stale=stale,
+                    has_catalogue=_has_tasks(engine))
 
     @app.get("/runs/{run_id}/episodes", response_class=HTMLResponse)
     def episodes_page(request: Request, run_id: str, env: str | None = None,

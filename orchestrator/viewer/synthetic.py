@@ -137,6 +137,25 @@ def records(run_id: str, n_episodes: int, n: int = 8, seed: int = 0, **kwargs: A
         yield make_record(rng, run_id, f"task-{task_no:06d}", sample, env, **kwargs)
 
 
+SOURCES = ("swe-gym.jsonl", "swe-smith.parquet", "terminal-bench/", "webdev_tasks/")
+
+
+def catalogue_tasks(url: str, n_tasks: int) -> None:
+    """Put the synthetic tasks `task-000000…` in the store's task catalogue, each with a
+    source, so the run page can show pass rates per source."""
+    from catalogue import Catalogue, TaskRecord
+
+    kinds = {"envfarm/swe-v0": "swe", "envfarm/terminal-v0": "terminal",
+             "envfarm/webdev-v0": "webdev"}
+    records = []
+    for i in range(n_tasks):
+        env = ENVS[i % len(ENVS)]
+        source = SOURCES[i % 2] if env == "envfarm/swe-v0" else SOURCES[2 + (env != ENVS[1])]
+        records.append(TaskRecord(id=f"task-{i:06d}", kind=kinds[env], source=source,
+                                  data={"synthetic": True}))
+    Catalogue(url).upsert(records)
+
+
 def _row(rec: EpisodeRecord, at: datetime) -> dict[str, Any]:
     return {"run_id": rec.run_id, "task_id": rec.task_id, "sample_index": rec.sample_index,
             "env_id": rec.env_id, "status": rec.status, "reward": rec.reward,

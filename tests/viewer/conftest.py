@@ -147,6 +147,7 @@ def rollout_store(tmp_path_factory, base_image) -> Stores:
     synthetic.write_run(store, stores.synthetic_run, 960, n=8, teacher=True, one_by_one=20,
                         per_minute=60, config={"env": "mixed (synthetic)", "n": 8,
                                                "policy": {"type": "vllm"}})
+    synthetic.catalogue_tasks(store.url, 960 // 8)
     return stores
 
 

@@ -101,6 +101,13 @@ def test_filters_and_search_select_what_the_store_holds(page, rollout_store, sho
     eps = episodes_of(stores, run)
     page.goto(f"/runs/{run}")
     page.screenshot(path=shots / "run.png", full_page=True)
+    from catalogue import Catalogue
+
+    source = {t.id: t.source for t in Catalogue(stores.url).query()}
+    html_text = page.content()
+    for name in set(source.values()):
+        n = sum(1 for e in eps if source[e.task_id] == name)
+        assert re.search(rf"<td>{re.escape(name)}</td><td class=\"num\">{n}</td>", html_text), name
     page.goto(f"/runs/{run}/episodes")
     page.check('input[name="status"][value="ok"]')
     page.fill('input[name="env"]', "envfarm/webdev-v0")
