@@ -5,6 +5,7 @@ Routes (all GET, all read-only):
     /runs/{run}                               one run: config, counts, pass rates, plots, exports
     /runs/{run}/episodes?env&task&status&…    the episode table (keyset pages, filters, search)
     /runs/{run}/episodes/{id}                 one episode: turns, verifier, diff, why
+    /runs/{run}/episodes/{id}.json            the stored episode as JSON (no token arrays)
     /runs/{run}/episodes/{id}/tokens          the merged token sequence
     /runs/{run}/episodes/{id}/artifacts/{n}   the n-th artifact the verifier recorded
     /runs/{run}/groups[?variance=none|some]   per-task reward spread (GRPO signal)
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
@@ -162,7 +164,7 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
                     status_params=list(filt.statuses),
                     options={"envs": sorted(envs), "statuses": list(STATUSES)})
 
-    @app.get("/runs/{run_id}/episodes/{episode_id}", response_class=HTMLResponse)
+    @app.get("/runs/{run_id}/episodes/{episode_id:int}", response_class=HTMLResponse)
     def episode_page(request: Request, run_id: str, episode_id: int) -> HTMLResponse:
         run = need_run(run_id)
         ep = queries.get_episode(engine, run_id, episode_id)
@@ -180,6 +182,15 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
                     if isinstance(details.get("patch"), str) and details["patch"] else None,
                     rest=present.remaining_details(details),
                     n_tokens=len(ep.get("token_ids") or b"") // 4)
+
+    @app.get("/runs/{run_id}/episodes/{episode_id}.json")
+    def episode_json(run_id: str, episode_id: int) -> JSONResponse:
+        """The stored episode as JSON (token arrays and calls left out: see /tokens)."""
+        ep = queries.get_episode(engine, run_id, episode_id)
+        if ep is None:
+            raise HTTPException(404, f"no episode {episode_id} in run {run_id}")
+        blobs = ("token_ids", "loss_mask", "token_logprobs", "teacher_logprobs", "neighbours")
+        return JSONResponse(jsonable_encoder({k: v for k, v in ep.items() if k not in blobs}))
 
     @app.get("/runs/{run_id}/episodes/{episode_id}/tokens", response_class=HTMLResponse)
     def tokens_page(request: Request, run_id: str, episode_id: int,

@@ -345,6 +345,13 @@ def get_episode(engine: Engine, run_id: str, episode_id: int) -> dict[str, Any] 
                       (sa.func.length(calls.c.prompt_ids) / 4).label("prompt_tokens"),
                       (sa.func.length(calls.c.completion_ids) / 4).label("completion_tokens"))
             .where(calls.c.episode_id == episode_id).order_by(calls.c.idx)).mappings()]
+        before = conn.execute(sa.select(c.id).where(
+            sa.literal_column("+episodes.run_id") == run_id if conn.dialect.name == "sqlite"
+            else c.run_id == run_id, c.id < episode_id).order_by(c.id.desc()).limit(1)).scalar()
+        after = conn.execute(sa.select(c.id).where(
+            sa.literal_column("+episodes.run_id") == run_id if conn.dialect.name == "sqlite"
+            else c.run_id == run_id, c.id > episode_id).order_by(c.id).limit(1)).scalar()
+        ep["neighbours"] = (before, after)
         ep["group"] = [dict(r) for r in conn.execute(
             sa.select(c.id, c.sample_index, c.status, c.reward)
             .where(c.run_id == run_id, c.task_id == ep["task_id"]).order_by(c.sample_index)

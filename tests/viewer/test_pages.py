@@ -245,3 +245,29 @@ def test_artifacts_are_served_only_from_the_safe_root(synthetic_store, tmp_path)
     assert served.status_code == 200 and served.content == video.read_bytes()
     assert client.get(f"/runs/run-art/episodes/{ids['other']}/artifacts/0").status_code == 403
     assert client.get(f"/runs/run-art/episodes/{ids['todo-list']}/artifacts/9").status_code == 404
+
+
+def test_stored_text_is_shown_never_run(synthetic_store):
+    """Markup in messages, task ids and verifier output is escaped, and the episode's
+    neighbours and JSON are reachable."""
+    from orchestrator.records import EpisodeRecord
+
+    store = synthetic_store.store
+    store.create_run("run-xss", {"env": "echo"})
+    evil = '<script>window.pwned=1</script><img src=x onerror="alert(1)">'
+    for i in range(3):
+        store.save_episode(EpisodeRecord(
+            run_id="run-xss", task_id=f'echo-"x{i}"', sample_index=0, env_id="envfarm/echo-v0",
+            status="tampered", reward=0.0, messages=[{"role": "user", "content": evil}],
+            reward_details={"patch": f"+{evil}", "cause": evil}, error=evil))
+    ids = [e.id for e in store.episodes("run-xss")]
+    client = TestClient(create_app(ViewerConfig(store=synthetic_store.url)))
+    for path in (f"/runs/run-xss/episodes/{ids[1]}", "/runs/run-xss/episodes?q=script",
+                 "/runs/run-xss/groups/echo-%22x1%22", "/runs/run-xss"):
+        page = client.get(path).text
+        assert "<script>window" not in page and "<img src=x" not in page, path
+    page = client.get(f"/runs/run-xss/episodes/{ids[1]}").text
+    assert link(page, "prev-episode").endswith(f"/{ids[0]}")
+    assert link(page, "next-episode").endswith(f"/{ids[2]}")
+    data = client.get(f"/runs/run-xss/episodes/{ids[1]}.json").json()
+    assert data["messages"][0]["content"] == evil and "token_ids" not in data

@@ -12,6 +12,13 @@ document.querySelectorAll("[data-toggle-details]").forEach((btn) => {
   });
 });
 
+// "[" and "]" step to the previous / next episode (outside text fields).
+document.addEventListener("keydown", (ev) => {
+  if (ev.target.closest("input, select, textarea") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const link = document.getElementById(ev.key === "[" ? "prev-episode" : ev.key === "]" ? "next-episode" : "");
+  if (link) link.click();
+});
+
 // Token page: hover shows the values, toggles paint a heat map.
 (function tokens() {
   const box = document.getElementById("tokens");
