@@ -160,6 +160,7 @@ def token_view(row: dict[str, Any], decoder: TokenDecoder | None, *, start: int 
     a 20K-token page costs milliseconds here."""
     ids = ids_array(row["token_ids"])
     n = len(ids)
+    start = max(0, min(start, n))
     stop = min(n, start + limit)
     mask = np.zeros(stop - start, dtype=np.int32)
     stored_mask = ids_array(row["loss_mask"])[start:stop]
