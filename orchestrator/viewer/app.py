@@ -37,7 +37,13 @@ from catalogue import store_url as resolve_url
 from envs.status import STATUSES, TRAINABLE
 from orchestrator.viewer import plots, present, queries
 from orchestrator.viewer.source import ReadOnlyStore, readonly_engine
-from orchestrator.viewer.tokens import load_decoder, render_spans, run_tokenizer, token_view
+from orchestrator.viewer.tokens import (
+    call_marks,
+    load_decoder,
+    render_spans,
+    run_tokenizer,
+    token_view,
+)
 
 _HERE = Path(__file__).parent
 Statuses = Annotated[list[str] | None, Query()]
@@ -203,8 +209,11 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         decoder = load_decoder(path) if path else None
         view = token_view(row, decoder, start=start, limit=config.tokens_per_page)
         data = {"lp": view.lp, "tlp": view.tlp, "adv": view.adv}
+        marks = call_marks(queries.call_sizes(engine, episode_id), view) \
+            if row["prefix_consistent"] else {}
         return page(request, "tokens.html", run=run, ep=row, v=view, tokenizer_path=path,
-                    per_page=config.tokens_per_page, data=data, spans=render_spans(view))
+                    per_page=config.tokens_per_page, data=data,
+                    spans=render_spans(view, marks))
 
     @app.get("/runs/{run_id}/episodes/{episode_id}/artifacts/{n}")
     def artifact(run_id: str, episode_id: int, n: int) -> FileResponse:

@@ -332,7 +332,8 @@ def search_episodes(engine: Engine, run_id: str, filt: EpisodeFilter, *, after: 
 
 
 def get_episode(engine: Engine, run_id: str, episode_id: int) -> dict[str, Any] | None:
-    """The whole episode row plus its calls' sizes and its group's other samples."""
+    """The whole episode row plus its calls' sizes, the run's previous and next episode
+    ids, and its group's samples."""
     c = episodes.c
     with engine.connect() as conn:
         row = conn.execute(sa.select(episodes).where(c.id == episode_id, c.run_id == run_id)
@@ -340,22 +341,17 @@ def get_episode(engine: Engine, run_id: str, episode_id: int) -> dict[str, Any] 
         if row is None:
             return None
         ep = dict(row)
-        ep["calls"] = [dict(r) for r in conn.execute(
-            sa.select(calls.c.idx, calls.c.finish_reason,
-                      (sa.func.length(calls.c.prompt_ids) / 4).label("prompt_tokens"),
-                      (sa.func.length(calls.c.completion_ids) / 4).label("completion_tokens"))
-            .where(calls.c.episode_id == episode_id).order_by(calls.c.idx)).mappings()]
-        before = conn.execute(sa.select(c.id).where(
-            sa.literal_column("+episodes.run_id") == run_id if conn.dialect.name == "sqlite"
-            else c.run_id == run_id, c.id < episode_id).order_by(c.id.desc()).limit(1)).scalar()
-        after = conn.execute(sa.select(c.id).where(
-            sa.literal_column("+episodes.run_id") == run_id if conn.dialect.name == "sqlite"
-            else c.run_id == run_id, c.id > episode_id).order_by(c.id).limit(1)).scalar()
-        ep["neighbours"] = (before, after)
+        in_run = EpisodeFilter().where(run_id, rowid_scan=conn.dialect.name == "sqlite")
+        ep["neighbours"] = (
+            conn.execute(sa.select(c.id).where(*in_run, c.id < episode_id)
+                         .order_by(c.id.desc()).limit(1)).scalar(),
+            conn.execute(sa.select(c.id).where(*in_run, c.id > episode_id)
+                         .order_by(c.id).limit(1)).scalar())
         ep["group"] = [dict(r) for r in conn.execute(
             sa.select(c.id, c.sample_index, c.status, c.reward)
             .where(c.run_id == run_id, c.task_id == ep["task_id"]).order_by(c.sample_index)
         ).mappings()]
+    ep["calls"] = call_sizes(engine, episode_id)
     return ep
 
 
@@ -392,6 +388,16 @@ def list_groups(engine: Engine, run_id: str, *, after: str | None = None, limit:
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1]["task_id"] if more and rows else None)
+
+
+def call_sizes(engine: Engine, episode_id: int) -> list[dict[str, Any]]:
+    """Per model call of the episode: index, prompt and completion token counts, finish."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            sa.select(calls.c.idx, calls.c.finish_reason,
+                      (sa.func.length(calls.c.prompt_ids) / 4).label("prompt_tokens"),
+                      (sa.func.length(calls.c.completion_ids) / 4).label("completion_tokens"))
+            .where(calls.c.episode_id == episode_id).order_by(calls.c.idx)).mappings()]
 
 
 def token_arrays(engine: Engine, run_id: str, episode_id: int) -> dict[str, Any] | None:

@@ -190,14 +190,30 @@ def _nullable(values: np.ndarray) -> list[float | None]:
     return rounded.tolist()
 
 
-def render_spans(view: TokenView) -> Markup:
+def call_marks(calls: list[dict[str, Any]], view: TokenView) -> dict[int, str]:
+    """Where each model call's completion begins in the merged sequence (its prompt's
+    length; valid when the episode is prefix-consistent), as position -> title."""
+    marks = {}
+    for c in calls:
+        at = int(c["prompt_tokens"])
+        if view.start <= at < view.start + len(view.ids):
+            marks[at] = (f"model call {c['idx']}: prompt {at} tokens, completion "
+                         f"{int(c['completion_tokens'])}, finish {c['finish_reason']}")
+    return marks
+
+
+def render_spans(view: TokenView, marks: dict[int, str] | None = None) -> Markup:
     """The token spans as HTML, built directly (a template loop costs ~10 µs a token):
     `<span class="m1" data-id="ID">piece</span>`, class m0/m1 by loss mask plus `sp`
     for added tokens, raw bytes as `<b class="raw">\\xNN</b>`; without a tokenizer the
-    text is `⟨ID⟩`. The i-th span is token `view.start + i`."""
+    text is `⟨ID⟩`. The i-th span is token `view.start + i`; `marks` put an
+    `<i class="call">` (not a span) before the token at each position."""
     inner: dict[int, tuple[str, str]] = {}
+    marks = marks or {}
     out = []
-    for tid, m in zip(view.ids, view.mask, strict=True):
+    for k, (tid, m) in enumerate(zip(view.ids, view.mask, strict=True)):
+        if marks and view.start + k in marks:
+            out.append(f'<i class="call" title="{escape(marks[view.start + k])}"></i>')
         got = inner.get(tid)
         if got is None:
             if view.decoder is None:

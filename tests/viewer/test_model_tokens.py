@@ -38,6 +38,9 @@ def test_token_page_matches_a_model_rollout(vllm_server, base_image, tmp_path):
                        page, re.DOTALL)
     assert [int(i) for _, i, _ in spans] == ep.token_ids
     assert [int(m) for m, _, _ in spans] == ep.loss_mask
+    marks = re.findall(r'<i class="call" title="model call (\d+): prompt (\d+) tokens', page)
+    assert [(int(i), int(n)) for i, n in marks] == [
+        (i, len(c.prompt_ids)) for i, c in enumerate(ep.calls)]  # where each completion begins
     decoder = load_decoder(str(vllm_server.model_dir))
     text = b"".join(shown_bytes(inner) for *_, inner in spans)
     assert text.decode() == decoder.tok.decode(ep.token_ids, skip_special_tokens=False)

@@ -28,7 +28,7 @@ document.addEventListener("keydown", (ev) => {
   const start = Number(box.dataset.start || 0);
   const tip = document.getElementById("tip");
   const fmt = (v) => (v === null || v === undefined ? "—" : v.toFixed(4));
-  const spans = box.children;
+  const spans = box.querySelectorAll(":scope > span");
   for (let k = 0; k < spans.length; k++) spans[k].tokenIndex = k;  // position = token index
   box.addEventListener("mouseover", (ev) => {
     const t = ev.target.closest("#tokens > span");
