@@ -82,7 +82,9 @@ def test_runs_and_run_page_match_the_store(client, synthetic_store):
     assert sum(bars) == sum(1 for e in eps if e.reward is not None and e.status not in
                             ("task_error", "infra_error"))
     assert "envfarm export run-synthetic --format verl" in page
-    assert client.get("/runs/nope").status_code == 404
+    assert client.get("/runs/nope").json() == {"detail": "no run 'nope' in this store"}
+    shown = client.get("/runs/nope", headers={"accept": "text/html"})
+    assert shown.status_code == 404 and 'id="error-detail"' in shown.text
 
 
 def test_keyset_pages_cover_every_episode_once(client, synthetic_store):
