@@ -89,6 +89,10 @@ def test_links_lead_from_the_runs_to_an_episode(page, rollout_store, shots):
     assert json.loads(command)["command"] in page.locator("#conversation").inner_text()
     assert page.locator("#timings").inner_text().count("s") >= 3
     page.screenshot(path=shots / "episode.png", full_page=True)
+    page.keyboard.press("]")
+    page.wait_for_url(f"**/episodes/{ids[1]}")
+    page.keyboard.press("[")
+    page.wait_for_url(f"**/episodes/{ids[0]}")
     page.click("#group-link")
     assert page.locator("#group .sample").count() == 2
     rewards = page.locator("#group .sample").evaluate_all("s => s.map(x => x.dataset.reward)")
