@@ -24,6 +24,14 @@ LIST_COLUMNS = (episodes.c.id, episodes.c.task_id, episodes.c.sample_index, epis
                 episodes.c.status, episodes.c.reward, episodes.c.num_turns, episodes.c.attempts,
                 episodes.c.created_at, episodes.c.timings,
                 sa.func.substr(episodes.c.error, 1, 200).label("error"))
+RUN_COLUMNS = tuple(runs.c[name] for name in (
+    "id", "config", "envfarm_version", "state", "created_at", "updated_at"))
+EPISODE_COLUMNS = tuple(episodes.c[name] for name in (
+    "id", "run_id", "task_id", "sample_index", "env_id", "status", "reward", "reward_details",
+    "messages", "token_ids", "loss_mask", "token_logprobs", "teacher_logprobs",
+    "prefix_consistent", "num_turns", "timings", "error", "attempts", "worker", "created_at"))
+"""Columns the first store schema has: the viewer never migrates, so it reads only these
+and shows stores written by any envfarm version."""
 SOLVED = 1.0 - 1e-9
 """A trainable episode with reward ≥ this counts as passed."""
 
@@ -129,7 +137,7 @@ def list_runs(engine: Engine) -> list[dict[str, Any]]:
 
 def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+        row = conn.execute(sa.select(*RUN_COLUMNS).where(runs.c.id == run_id)).mappings().first()
     return dict(row) if row else None
 
 
@@ -336,7 +344,7 @@ def get_episode(engine: Engine, run_id: str, episode_id: int) -> dict[str, Any] 
     ids, and its group's samples."""
     c = episodes.c
     with engine.connect() as conn:
-        row = conn.execute(sa.select(episodes).where(c.id == episode_id, c.run_id == run_id)
+        row = conn.execute(sa.select(*EPISODE_COLUMNS).where(c.id == episode_id, c.run_id == run_id)
                            ).mappings().first()
         if row is None:
             return None

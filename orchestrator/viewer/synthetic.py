@@ -156,7 +156,8 @@ def catalogue_tasks(url: str, n_tasks: int) -> None:
     Catalogue(url).upsert(records)
 
 
-def _row(rec: EpisodeRecord, at: datetime) -> dict[str, Any]:
+def episode_row(rec: EpisodeRecord, at: datetime) -> dict[str, Any]:
+    """`rec` as the values `Store.save_episode` writes to the episodes table."""
     return {"run_id": rec.run_id, "task_id": rec.task_id, "sample_index": rec.sample_index,
             "env_id": rec.env_id, "status": rec.status, "reward": rec.reward,
             "reward_details": rec.reward_details, "messages": rec.messages,
@@ -182,7 +183,7 @@ def write_run(store: Store, run_id: str, n_episodes: int, *, n: int = 8, seed: i
                 store.save_episode(rec)
                 continue
             jitter = (1.0 + 0.5 * ((i // 5000) % 3)) * 60 / per_minute
-            pending.append(_row(rec, start + timedelta(seconds=i * jitter)))
+            pending.append(episode_row(rec, start + timedelta(seconds=i * jitter)))
             if len(pending) >= batch:
                 conn.execute(episodes.insert(), pending)
                 conn.commit()

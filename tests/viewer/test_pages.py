@@ -9,6 +9,7 @@ import html
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -273,3 +274,32 @@ def test_stored_text_is_shown_never_run(synthetic_store):
     assert link(page, "next-episode").endswith(f"/{ids[2]}")
     data = client.get(f"/runs/run-xss/episodes/{ids[1]}.json").json()
     assert data["messages"][0]["content"] == evil and "token_ids" not in data
+
+
+def test_a_store_of_the_first_schema_is_shown_as_it_is(tmp_path):
+    """The viewer never migrates: a store left at the first migration still shows."""
+    import random
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from alembic.config import Config
+
+    from orchestrator import store as store_module
+    from orchestrator.viewer import synthetic
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001_store")
+        now = datetime.now(UTC)
+        conn.execute(store_module.runs.insert().values(
+            id="old", config={"env": "echo"}, envfarm_version="0.0.1", state="done",
+            created_at=now, updated_at=now))
+        rec = synthetic.make_record(random.Random(3), "old", "task-000001", 0, "envfarm/swe-v0")
+        conn.execute(store_module.episodes.insert(), [synthetic.episode_row(rec, now)])
+    client = TestClient(create_app(ViewerConfig(store=f"sqlite:///{tmp_path / 'old.db'}")))
+    for path in ("/", "/runs/old", "/runs/old/episodes", "/runs/old/episodes/1",
+                 "/runs/old/episodes/1/tokens", "/runs/old/groups/task-000001"):
+        assert client.get(path).status_code == 200, path
