@@ -187,13 +187,11 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         if ep is None:
             raise HTTPException(404, f"no episode {episode_id} in run {run_id}")
         details = ep.get("reward_details") or {}
-        media = [(i, p, present.media_kind(p)) for i, p in
-                 enumerate(present.artifact_paths(details))]
         return page(request, "episode.html", run=run, ep=ep, details=details,
                     turns=present.turns(ep.get("messages") or [], ep["calls"]),
                     why=present.explanation(ep), tests=present.test_outcomes(details),
                     checks=details.get("checks") if isinstance(details.get("checks"), list)
-                    else [], media=media,
+                    else [], media=present.media(details),
                     diff=present.diff_lines(details["patch"])
                     if isinstance(details.get("patch"), str) and details["patch"] else None,
                     rest=present.remaining_details(details),

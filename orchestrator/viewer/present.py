@@ -139,6 +139,13 @@ def artifact_paths(details: dict[str, Any]) -> list[str]:
     return [p for p in paths if isinstance(p, str) and p]
 
 
+def media(details: dict[str, Any]) -> list[tuple[int, str, str, bool]]:
+    """(artifact index, path, kind, is a per-check frame) for the recording section."""
+    art = details.get("artifacts") if isinstance(details.get("artifacts"), dict) else {}
+    frames = set(art.get("frames") or [])
+    return [(i, p, media_kind(p), p in frames) for i, p in enumerate(artifact_paths(details))]
+
+
 def media_kind(path: str) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in (".webm", ".mp4"):

@@ -1,9 +1,11 @@
 """Stores for the viewer's tests, and a real viewer server on a free port.
 
 `synthetic_store`: a synthetic mixed run written through the store's write path (fast,
-no Docker). `rollout_store`: real echo rollouts (oracle and noop) on Docker, plus an
-episode tokenized with the tiny model's real tokenizer and chat template, and a
-web-dev-shaped episode whose video and screenshot ffmpeg really made.
+no Docker). `rollout_store`: real echo rollouts (oracle and noop) and a real web-dev
+oracle rollout (Chromium checks, recording, screenshots) on Docker, plus an episode
+tokenized with the tiny model's real tokenizer and chat template and a synthetic mixed
+run for the plots. `make_media` makes a real WebM and PNG with ffmpeg for tests
+without Docker.
 """
 
 from __future__ import annotations
@@ -139,10 +141,13 @@ def rollout_store(tmp_path_factory, base_image) -> Stores:
     store.create_run(stores.token_run, {"env": "echo", "n": 1, "policy": {
         "type": "vllm", "tokenizer": str(MODEL_DIR)}})
     store.save_episode(tokenized_record(stores.token_run, oracle.messages, oracle.task_id))
-    video, shot = make_media(stores.artifacts / "webdev" / "todo-list" / "ep1")
-    stores.webdev_run = "run-webdev"
-    store.create_run(stores.webdev_run, {"env": "webdev", "n": 1, "policy": {"type": "oracle"}})
-    store.save_episode(webdev_record(stores.webdev_run, video, shot))
+    from envs.webdev import ensure_browser_image
+
+    ensure_browser_image()  # built once per machine (minutes), shared with tests/envs
+    webdev = RolloutConfig(env="webdev", task_ids=["counter"], n=1, executor="threads",
+                           policy=PolicySpec(type="oracle"),
+                           env_kwargs={"artifacts_dir": str(stores.artifacts)})
+    stores.webdev_run = RolloutRunner(webdev, store, show_progress=False).run().run_id
     stores.synthetic_run = "run-synthetic-mixed"
     synthetic.write_run(store, stores.synthetic_run, 960, n=8, teacher=True, one_by_one=20,
                         per_minute=60, config={"env": "mixed (synthetic)", "n": 8,
