@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from catalogue import store_url as resolve_url
 from envs.status import STATUSES, TRAINABLE
 from orchestrator.viewer import plots, present, queries
-from orchestrator.viewer.source import ReadOnlyStore, readonly_engine
+from orchestrator.viewer.source import ReadOnlyStore, has_table, readonly_engine
 from orchestrator.viewer.tokens import (
     call_marks,
     load_decoder,
@@ -122,7 +122,7 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
         if cached is not None and (cached[0] == version
                                    or time.monotonic() - cached[1] < config.live_summary_s):
             return cached[2], version
-        summary = queries.run_summary(engine, run_id, with_sources=_has_tasks(engine))
+        summary = queries.run_summary(engine, run_id, with_sources=has_table(engine, "tasks"))
         if summary is not None:
             with lock:
                 summaries[run_id] = (version, time.monotonic(), summary)
@@ -151,7 +151,7 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
                     histogram=plots.histogram_svg(summary.histogram),
                     timeline=plots.timeline_svg(summary.timeline),
                     exporters=EXPORTERS, store_arg=_store_arg(config.store), stale=stale,
-                    has_catalogue=_has_tasks(engine))
+                    has_catalogue=has_table(engine, "tasks"))
 
     @app.get("/runs/{run_id}/episodes", response_class=HTMLResponse)
     def episodes_page(request: Request, run_id: str, env: str | None = None,
@@ -281,18 +281,6 @@ def create_app(config: ViewerConfig | None = None) -> FastAPI:
     return app
 
 
-_TASKS_TABLE: dict[int, bool] = {}
-
-
-def _has_tasks(engine: Any) -> bool:
-    from orchestrator.viewer.source import has_table
-
-    key = id(engine)
-    if key not in _TASKS_TABLE:
-        _TASKS_TABLE[key] = has_table(engine, "tasks")
-    return _TASKS_TABLE[key]
-
-
 def _float(value: str | None, name: str) -> float | None:
     if value in (None, ""):
         return None
@@ -322,7 +310,8 @@ def _safe_url(url: str) -> str:
 
 
 def _store_arg(store: str | None) -> str:
-    return f" --store {store}" if store else ""
+    """` --store URL` for the command lines shown (its password masked)."""
+    return f" --store {_safe_url(store)}" if store else ""
 
 
 def _reward(v: float | None) -> str:
