@@ -65,5 +65,12 @@ def _docker(**kwargs: Any) -> Backend:
     return DockerBackend(**kwargs)
 
 
+def _sim(**kwargs: Any) -> Backend:
+    from sandbox.sim_backend import SimBackend
+
+    return SimBackend(**kwargs)
+
+
 def _register_builtin() -> None:
     _FACTORIES.setdefault("docker", _docker)
+    _FACTORIES.setdefault("sim", _sim)
