@@ -41,9 +41,11 @@ def _register() -> None:
         images,
         rollout,
         sandbox_cmd,
+        serve_cmd,
         swe_cmd,
         tasks,
         teachers_cmd,
+        view_cmd,
     )
     from orchestrator.cli import envs as envs_cmd
 
@@ -60,6 +62,8 @@ def _register() -> None:
     from orchestrator.cli import tasks_dir  # noqa: F401  (adds `tasks import-dir`)
     app.add_typer(cluster.app, name="cluster")
     app.add_typer(swe_cmd.app, name="swe")
+    app.command("serve")(serve_cmd.serve)
+    app.command("view")(view_cmd.view)
 
 
 _register()
