@@ -11,7 +11,7 @@ from orchestrator.cli.console import console
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 only with --token)."),
-    port: int = typer.Option(8765, help="Port to listen on."),
+    port: int = typer.Option(8770, help="Port to listen on."),
     token: str = typer.Option(None, envvar="ENVFARM_SERVE_TOKEN",
                               help="Bearer token clients must send."),
     idle_timeout: float = typer.Option(600.0, help="Seconds before an idle session is closed."),
