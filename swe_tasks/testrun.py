@@ -16,6 +16,10 @@ Who can reach what (the code under test is the agent's; it runs inside pytest):
 - The JUnit report is a FIFO that only root reads (`root:nogroup 0620`): pytest streams
   its report into it and a root `head` copies it; nothing can rewrite or truncate what
   was already read, and the code under test cannot read the real report out of it.
+  Root holds a write end of it for the whole run, so the copy ends only after pytest
+  exited and every process of the test user is gone: whatever anyone else wrote into it
+  (before pytest's report, or after) is in the copy, and nobody can make the reader stop
+  early and leave pytest's own report unread.
   The stream must be exactly one XML document from its first byte (`<?xml` once, at the
   start): lines written into it by anyone besides pytest, before or after its report,
   leave no verdict.
@@ -125,18 +129,19 @@ if setpriv --reuid=$U --regid=$U --clear-groups true 2>/dev/null; then
     && chown 0:$U $P/report && chmod 620 $P/report && user=$U
 fi
 echo "$user" > $D/user
-head -c {cap} $P/report > $D/report.xml &
+head -c {cap} $P/report > $D/report.xml 4>&- &
 reader=$!
+exec 4<>$P/report  # root holds a write end: no EOF, so no blocked writer, until it closes
 {exports}export HOME=${{H:-/root}}
 unset PYTEST_ADDOPTS PYTEST_PLUGINS
 if [ "$user" = root ]; then as=; else as="setpriv --reuid=$U --regid=$U --clear-groups"; fi
 timeout -k 10 {limit} $as {command} -p no:cacheprovider --junitxml=$P/report -o junit_family=xunit1 \
-  --rootdir=/testbed {targets} < /dev/null > $D/out.log 2>&1
+  --rootdir=/testbed {targets} < /dev/null > $D/out.log 2>&1 4>&-
 rc=$?
 if [ "$user" != root ]; then
   for i in 1 2 3 4 5; do setpriv --reuid=$U --regid=$U --clear-groups kill -9 -1 2>/dev/null; done
 fi
-exec 4<>$P/report; exec 4>&-
+exec 4>&-
 for i in $(seq 100); do kill -0 $reader 2>/dev/null || break; sleep 0.05; done
 kill -9 $reader 2>/dev/null; wait $reader 2>/dev/null
 tail -c 65536 $D/out.log > $D/out; rm -f $D/out.log
