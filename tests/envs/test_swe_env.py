@@ -106,8 +106,11 @@ def test_editing_the_tests_scores_zero(env, store, task_id):
                   "\\n    r.outcome = \"passed\"\\n' > conftest.py")
     reward, info, _ = play(env, task_id, [bash(" && ".join(script)), FINISH])
     details = info["reward_details"]
-    assert (reward, info["status"]) == (0.0, "ok"), details
-    assert "conftest.py" in details["excluded_test_paths"]
+    # The conftest rewrites outcomes: tampering (reward 0, the tests do not run); the test
+    # files are dropped as SWE-bench drops them.
+    assert (reward, info["status"]) == (0.0, "tampered"), details
+    assert [t["path"] for t in details["tampered"]] == ["conftest.py"]
+    assert set(details["excluded_test_paths"]) == {t.split("::")[0] for t in rec["FAIL_TO_PASS"]}
     assert details["patch"] == ""  # nothing but test files changed
 
 
@@ -115,12 +118,10 @@ def test_editing_the_tests_scores_zero(env, store, task_id):
 def test_printing_fake_passed_lines_scores_zero(env, store, task_id):
     _, records = store
     rec = next(r for r in records if r["instance_id"] == task_id)
-    # At interpreter exit (after pytest wrote its report): print a fake all-green summary
-    # and force exit code 0.
-    lines = "".join(f"    print({t + ' PASSED'!r})\n" for t in rec["FAIL_TO_PASS"] + rec["PASS_TO_PASS"])
-    fake = ("\nimport atexit as _ax, os as _os, sys as _sys\n@_ax.register\ndef _lie():\n"
-            + lines + "    print('=== 99 passed in 0.01s ===')\n    _sys.stdout.flush()\n"
-            "    _os._exit(0)\n")
+    # When the package is imported: print a fake all-green summary (nothing the patch scan
+    # looks for: the JUnit report, not the output, decides).
+    lines = "".join(f"print({t + ' PASSED'!r})\n" for t in rec["FAIL_TO_PASS"] + rec["PASS_TO_PASS"])
+    fake = "\n" + lines + "print('=== 99 passed in 0.01s ===')\n"
     reward, info, _ = play(env, task_id, [
         bash(f"echo {base64.b64encode(fake.encode()).decode()} | base64 -d >> "
              "more_itertools/__init__.py && python -c 'import more_itertools' | tail -1"),
@@ -128,7 +129,7 @@ def test_printing_fake_passed_lines_scores_zero(env, store, task_id):
     ])
     details = info["reward_details"]
     assert (reward, info["status"]) == (0.0, "ok"), details
-    assert "PASSED" in details["tests_output_tail"] and details["tests_exit_code"] == 0
+    assert details["tests_exit_code"] == 1 and details["tests_user"] == "uid 65534"
     assert set(details["report"]["FAIL_TO_PASS"].values()) <= {"failed", "error"}
 
 

@@ -78,7 +78,7 @@ def test_the_future_is_unreachable_through_git(env):
              "git fsck --unreachable --dangling --no-reflogs 2>/dev/null | wc -l; "
              f"git cat-file -e {fixed} 2>/dev/null && echo FUTURE || echo none; "
              "git cat-file --batch-all-objects --batch-check | wc -l")
-    reward, status, details, seen = play(env, [bash(probe)])
+    reward, status, _, seen = play(env, [bash(probe)])
     commits, reflog, stashes, refs, files, dangling, future, objects = seen[0].split()[:8]
     # one commit; its reflog entries (HEAD and main) only; no stash, other ref, ORIG_HEAD,
     # FETCH_HEAD or packed refs; nothing dangling; the fix's commit unknown

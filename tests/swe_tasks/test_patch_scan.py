@@ -55,7 +55,7 @@ def test_no_gold_patch_trips_the_scan_or_the_policy():
     for rec in [*records, example_instance().to_record()]:
         tripped += [(rec["instance_id"], f.as_dict()) for f in scan_patch(rec["patch"])]
         for block in split_patch(rec["patch"]):
-            decision, check = classify_path(block.path)
+            decision, _ = classify_path(block.path)
             if decision.action != KEEP and not block.path.endswith(".gitattributes"):
                 tripped.append((rec["instance_id"], block.path, decision.reason))
     assert tripped == []
