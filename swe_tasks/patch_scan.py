@@ -87,9 +87,13 @@ RULES: tuple[Rule, ...] = (
          "detects that it runs under pytest", pytest_internal=True),
     Rule("pytest-patch", _r(r"\bpytest\.(\w+\.)*\w+\s*=[^=]|setattr\(\s*_?pytest\b"),
          "assigns to pytest's attributes", pytest_internal=True),
-    Rule("atexit", _r(r"\batexit\b"), "runs code at interpreter exit (after the report)"),
-    Rule("process-exit", _r(r"\bos\s*\.\s*_exit\b|\bos\.abort\s*\(|"
-                            r"\bos\.kill\s*\(\s*os\.getp?pid\(\)"),
+    Rule("atexit", _r(r"\batexit\b|\bweakref\.finalize\b|\b_register_atexit\b"),
+         "runs code at interpreter exit (after the report)"),
+    Rule("risky-import", _r(r"^\s*(import|from)\s+(builtins|gc|_pytest|pluggy)\b"),
+         "imports the interpreter's or pytest's machinery (aliases evade the other rules)",
+         pytest_internal=True),
+    Rule("process-exit", _r(r"(?<![A-Za-z0-9])_exit\s*\(|\bimport\s+_exit\b|\babort\s*\(\s*\)|"
+                            r"\bkill\s*\(\s*[\w.]*getp?pid\s*\("),
          "ends the process with a chosen status, skipping pytest's own end"),
     Rule("sys-modules-write", _r(r"sys\.modules\s*\[[^\]]*\]\s*=[^=]|"
                                  r"sys\.modules\s*\.\s*(pop|update|setdefault|clear|"

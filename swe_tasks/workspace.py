@@ -12,8 +12,8 @@ paths that were untracked when the agent got the sandbox.
 
 The agent's change is read from outside its control (`read_changes`, after
 `Sandbox.stop_processes()`): the Docker engine's archive of /testbed is streamed to the
-host (bounded: `MAX_STREAM_BYTES` read, `MAX_FILE_BYTES` / `MAX_CHANGED_BYTES` kept, else
-`ChangesTooLarge`, an agent fault) and every file is compared with the manifest. No
+host (bounded: `MAX_STREAM_BYTES` and `MAX_ENTRIES` read, `MAX_FILE_BYTES`,
+`MAX_CHANGED_BYTES` and `MAX_CHANGED_FILES` kept, else `ChangesTooLarge`, an agent fault) and every file is compared with the manifest. No
 command runs in the agent's container: its shell, its `git`, its `.git/config` and its
 processes play no part. Paths are decided by `swe_tasks.integrity.classify_path` (test
 files, pytest configuration, compiled code, ...).
@@ -68,6 +68,10 @@ MAX_FILE_BYTES = 16 * 1024**2
 """Largest changed file carried to the verifier."""
 MAX_CHANGED_BYTES = 64 * 1024**2
 """Most bytes of changed files carried to the verifier, all together."""
+MAX_ENTRIES = 1_000_000
+"""Most archive entries looked at (a million empty files would otherwise take minutes)."""
+MAX_CHANGED_FILES = 20_000
+"""Most changed paths carried to the verifier."""
 CLEAN_GIT = ("env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
              "HOME=/nonexistent LC_ALL=C GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null "
              "GIT_TERMINAL_PROMPT=0 {extra}git -c core.hooksPath=/dev/null -c core.fsmonitor=false "
@@ -219,7 +223,10 @@ def read_changes(sandbox: Sandbox, instance: SWEInstance, injected: Injected) ->
     kept_bytes = 0
     with tarfile.open(fileobj=_Stream(_archive_chunks(sandbox, TESTBED), MAX_STREAM_BYTES),
                       mode="r|", errors="surrogateescape") as tar:
-        for m in tar:
+        for count, m in enumerate(tar):
+            if count >= MAX_ENTRIES:
+                raise ChangesTooLarge(f"the agent's /testbed holds more than {MAX_ENTRIES} "
+                                      "entries")
             path = _relative(m.name)
             if path is None or _skipped(path, files, dirs):
                 continue
@@ -258,6 +265,8 @@ def read_changes(sandbox: Sandbox, instance: SWEInstance, injected: Injected) ->
                 raise ChangesTooLarge(f"the agent's changes exceed {MAX_CHANGED_BYTES} bytes "
                                       "(the most the verifier carries)")
             changes.append(Change(path, mode, data, decision, new=old is None, check=check))
+            if len(changes) > MAX_CHANGED_FILES:
+                raise ChangesTooLarge(f"the agent changed more than {MAX_CHANGED_FILES} paths")
     for path in sorted(set(tree) - seen - hidden):
         decision, check = classify_path(path, test_files=tuple(instance.test_files))
         changes.append(Change(path, None, None, decision, check=check))

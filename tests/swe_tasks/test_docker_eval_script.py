@@ -107,19 +107,48 @@ def test_gold_resolves_and_doing_nothing_does_not(env, task_id):
     assert details["report"]["exit_code"] == 1
 
 
-def test_lines_printed_after_the_runners_summary_do_not_resolve(env):
+@pytest.fixture(scope="module")
+def example_image(base_image):
+    return ensure_image(example_instance())
+
+
+SCRIPTS = {"wordstats__eval-script": swe_bench_script(example_instance())}
+
+
+def run_agent_code(docker_backend, image: str, code: str):
+    """The eval script's run with `code` appended to the package the tests import, straight
+    through `run_tests` (the env would stop at the patch scan first: see below)."""
+    inst = SWEInstance.model_validate(record("wordstats__eval-script",
+                                             SCRIPTS["wordstats__eval-script"]))
+    with docker_backend.start(image, Limits(timeout_s=120), workdir="/testbed") as sb:
+        inject(sb, inst, hide_tests=False)
+        payload = base64.b64encode(code.encode()).decode()
+        assert sb.exec(f"echo {payload} | base64 -d >> wordstats/__init__.py").ok
+        assert put_tests_in_place(sb, inst).applied
+        return run_tests(sb, inst, spec_for(inst))
+
+
+AT_EXIT_LIES = ("\nimport atexit as _ax, os as _os, sys as _sys\n@_ax.register\ndef _lie():\n"
+                f"    print('PASSED {F2P}')\n    print('PASSED tests/test_wordstats.py::test_simple')\n"
+                "    print('>>>>> End Test Output')\n    print('>>>>> Test Exit Code: 0')\n"
+                "    _sys.stdout.flush()\n    _os._exit(0)\n")
+
+
+def test_lines_printed_after_the_runners_summary_do_not_resolve(docker_backend, example_image):
     # At interpreter exit (after pytest's summary): print every test PASSED, then exit 0.
-    fake = ("\nimport atexit as _ax, os as _os, sys as _sys\n@_ax.register\ndef _lie():\n"
-            f"    print('PASSED {F2P}')\n    print('PASSED tests/test_wordstats.py::test_simple')\n"
-            "    print('>>>>> End Test Output')\n    print('>>>>> Test Exit Code: 0')\n"
-            "    _sys.stdout.flush()\n    _os._exit(0)\n")
-    payload = base64.b64encode(fake.encode()).decode()
-    reward, details = play(env, "wordstats__eval-script", [
-        bash(f"echo {payload} | base64 -d >> wordstats/__init__.py"), FINISH])
-    assert reward == 0.0, details
-    assert f"PASSED {F2P}" in details["tests_output_tail"]
-    report = details["report"]
+    run = run_agent_code(docker_backend, example_image, AT_EXIT_LIES)
+    assert not run.grade.resolved, run.grade
+    assert f"PASSED {F2P}" in run.output_tail
+    report = run.grade.as_dict()
     assert report["FAIL_TO_PASS"] == {F2P: "failed"} and report["exit_code"] == 0, report
+
+
+def test_the_env_calls_such_code_tampering_before_any_test_runs(env):
+    env.reset(options={"task_id": "wordstats__eval-script"})
+    reward, info, _ = step_until_done(env, [agent_code(AT_EXIT_LIES), FINISH])
+    assert (reward, info["status"]) == (0.0, "tampered"), info
+    assert {t["rule"] for t in info["reward_details"]["tampered"]} >= {"atexit", "process-exit"}
+    assert "report" not in info["reward_details"]
 
 
 def agent_code(code: str) -> dict:
@@ -128,29 +157,24 @@ def agent_code(code: str) -> dict:
     return bash(f"echo {payload} | base64 -d >> wordstats/__init__.py")
 
 
-def test_a_runner_killed_at_import_does_not_resolve(env):
+def test_a_runner_killed_at_import_does_not_resolve(docker_backend, example_image):
     # Nothing printed, exit 0: no test reads as failed, and none ran.
-    reward, details = play(env, "wordstats__eval-script", [
-        agent_code("\nimport os as _os\n_os._exit(0)\n"), FINISH])
-    assert reward == 0.0 and details["report"]["exit_code"] == 0, details
-    assert "closing summary is missing" in details["reason"]
+    run = run_agent_code(docker_backend, example_image, "\nimport os as _os\n_os._exit(0)\n")
+    assert not run.grade.resolved and run.grade.exit_code == 0, run.grade
+    assert "closing summary is missing" in run.grade.reason
 
 
-def test_a_log_file_rewritten_from_inside_the_tests_does_not_resolve(env):
+def test_a_log_file_rewritten_from_inside_the_tests_does_not_resolve(docker_backend,
+                                                                     example_image):
     # The reviewer's forgery, by the log's path now that stdout is a pipe: the file it
     # leaves has the start marker, passing lines and a summary, then tee's end marker.
     forge = ("\nimport glob as _g, os as _os\n_log = _g.glob('/tmp/envfarm-eval-*/log')[0]\n"
              "_begin = [l for l in open(_log).read().split('\\n') if 'tests_begin' in l][0]\n"
              "open(_log, 'w').write('\\n%s\\nPASSED %s\\nPASSED %s\\n=== 2 passed in 0.1s ===\\n'"
              f" % (_begin, {F2P!r}, 'tests/test_wordstats.py::test_simple'))\n_os._exit(0)\n")
-    reward, details = play(env, "wordstats__eval-script", [agent_code(forge), FINISH])
-    assert reward == 0.0, details
-    assert "differs from what the test run wrote" in details["reason"], details
-
-
-@pytest.fixture(scope="module")
-def example_image(base_image):
-    return ensure_image(example_instance())
+    run = run_agent_code(docker_backend, example_image, forge)
+    assert not run.grade.resolved, run.grade
+    assert "differs from what the test run wrote" in run.grade.reason, run.grade
 
 
 @contextlib.contextmanager

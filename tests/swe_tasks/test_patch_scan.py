@@ -80,7 +80,8 @@ ATTACKS = {
     "pytest-detect": "if 'pytest' in sys.modules:",
     "pytest-patch": "pytest.main = lambda *a, **k: 0",
     "atexit": "import atexit; atexit.register(_rewrite)",
-    "process-exit": "os._exit(0)",
+    "process-exit": "_os._exit(0)",
+    "risky-import": "import builtins as _b",
     "sys-modules-write": "sys.modules['_pytest.junitxml'] = fake",
     "builtins-write": "builtins.open = _open",
     "unittest-patch": "unittest.TestCase.run = _run",
@@ -142,6 +143,13 @@ def test_pytests_own_source_may_name_its_internals():
     ("wordstats/sitecustomize.py", None, b"", TAMPERED),
     (".gitattributes", None, b"*.py -diff\n", DROP),
     ("wordstats/util.py", None, b"def f(): pass\n", KEEP),
+    ("setup.py", b"setup(name='w')\n", b"setup(name='w', install_requires=['six'])\n", KEEP),
+    ("setup.py", b"setup(name='w')\n",
+     b"import os\nos.system('cp x.py /usr/lib/python3/dist-packages/')\nsetup(name='w')\n",
+     TAMPERED),
+    ("pyproject.toml", b"[build-system]\nrequires = ['setuptools']\n",
+     b"[build-system]\nrequires = ['setuptools']\nbackend-path = ['.']\n"
+     b"build-backend = 'evil'\n", TAMPERED),
 ])
 def test_path_policy(path, old, new, action):
     assert decide(path, old, new, is_new=old is None) == action
