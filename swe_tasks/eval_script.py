@@ -41,6 +41,17 @@ Framing (`Frame`). The output is free-form text that the code under test prints 
   with no seal in its output: the sandbox failed (`testrun` raises SandboxError).
 A script without markers runs whole, in a subshell, inside the frame.
 
+Under the farm's threat model (the agent is root in its own sandbox and adversarial) the
+script runs in the verifier's fresh sandbox, never the agent's, with only the agent's
+filtered patch applied (`swe_tasks.workspace`, `swe_tasks.integrity`): its test files,
+conftest files and pytest configuration are the task's, and a `setup.py` that gains
+install-time code or a changed build backend is `tampered` before the script runs. The
+script itself runs as root (its install steps need it), so the code under test is root
+there too; that is why everything below stays possible for it, and why
+`swe_tasks.patch_scan` reads the change first. The JUnit path runs pytest unprivileged
+(`swe_tasks.testrun`); running an eval script's test section as that user is the next
+step (its install lines must stay root).
+
 What stays spoofable, because a log cannot say who wrote a line:
 - Code in the test command writes into the runner's pipe: it can print well-formed result
   lines and a closing summary for tests the runner does not report itself, or take over
