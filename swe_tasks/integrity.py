@@ -150,7 +150,7 @@ def check_content(check: str, path: str, old: bytes | None, new: bytes | None,
                                   "file stays")
         if before != after:
             return Decision(TAMPERED, f"changes pytest's configuration in {path}")
-        if name == "pyproject.toml" and _build_system(old) != _build_system(new):
+        if name == "pyproject.toml" and new is not None and _build_system(old) != _build_system(new):
             return Decision(TAMPERED, f"changes how {path} builds the package (an install "
                                       "would run the new build backend as root)")
         return decision

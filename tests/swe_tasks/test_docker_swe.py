@@ -108,3 +108,30 @@ def test_gold_validation_marks_real_instances(tmp_path, records, base_image, mon
 
 def test_swe_instance_round_trips_through_records(records):
     assert [SWEInstance.model_validate(r).dialect for r in records] == ["swe-bench"] * 3
+
+
+def test_odd_changes_become_a_patch_that_applies(docker_backend, example_image):
+    # A file replaced by a directory, names git must quote, a symlink inside and one out of
+    # the repository, an executable bit, a binary file and a deleted file: trusted git
+    # records each, and the patch applies in a pristine sandbox.
+    inst = example_instance()
+    with docker_backend.start(example_image, LIMITS, workdir="/testbed") as sb:
+        injected = inject(sb, inst, hide_tests=True)
+        res = sb.exec(
+            "set -e; rm pyproject.toml && mkdir -p pyproject.toml && echo x > pyproject.toml/a; "
+            "printf 'q\\n' > \"$(printf 'wordstats/we\\xc3\\xa9ird \"name\"\\ttab.txt')\"; "
+            "ln -s __init__.py wordstats/alias.py && ln -s /etc/passwd wordstats/out.py; "
+            "chmod +x wordstats/__init__.py; head -c 3000 /dev/urandom > wordstats/data.bin")
+        assert res.ok, res.output
+        sb.stop_processes()
+        changes = read_changes(sb, inst, injected)
+    with docker_backend.start(example_image, LIMITS, workdir="/testbed") as fresh:
+        inject(fresh, inst, hide_tests=False)
+        diff = build_patch(fresh, inst, changes)
+        assert diff.error is None and not diff.tampered, diff
+        assert [d["path"] for d in diff.dropped] == ["wordstats/out.py"]  # points outside
+        assert diff.diff.count("diff --git") == 6, diff.diff[:2000]
+        assert apply_patch(fresh, diff.diff, "agent").applied
+        listing = fresh.exec("ls -l wordstats pyproject.toml; cat pyproject.toml/a").output
+        assert "alias.py -> __init__.py" in listing and "weéird" in listing, listing
+        assert "-rwxr-xr-x" in listing and listing.rstrip().endswith("x"), listing
