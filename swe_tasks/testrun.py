@@ -172,7 +172,7 @@ def _run(sandbox: Sandbox, spec: RepoSpec, targets_list: list[str], f2p: list[st
     sandbox.exec(f"rm -rf {work} {pipe}")
     exit_code = int(rc_text) if rc_text.lstrip(b"-").isdigit() else None
     timed_out = res.timed_out or exit_code in (124, 137)
-    problem = _report_problem(xml)
+    problem = report_problem(xml)
     if timed_out:
         result = GradeReport(False, exit_code=exit_code, reason=f"the tests ran past {limit:.0f} s")
     elif exit_code is None:
@@ -186,7 +186,7 @@ def _run(sandbox: Sandbox, spec: RepoSpec, targets_list: list[str], f2p: list[st
                    tests_user="root" if user in ("", "root") else f"uid {user}")
 
 
-def _report_problem(xml: bytes) -> str | None:
+def report_problem(xml: bytes) -> str | None:
     """Why the report stream is not the one document pytest writes, or None."""
     if not xml:
         return None

@@ -109,3 +109,16 @@ def test_no_report_or_abnormal_exit_is_never_resolved(report):
     assert not grade(["tests/test_sample.py::test_ok"], [], report, 2).resolved
     assert not grade(["tests/test_sample.py::test_ok"], [], b"PASSED all good", 0).resolved
     assert not grade(["tests/test_sample.py::test_ok"], [], b"<html/>", 0).resolved
+
+
+def test_the_report_stream_must_be_pytests_one_document(report):
+    from swe_tasks.testrun import report_problem
+
+    raw = report if isinstance(report, bytes) else report.encode()
+    assert report_problem(raw) is None and report_problem(b"") is None
+    forged = (b'<?xml version="1.0"?><testsuites><testsuite><testcase classname="tests.'
+              b'test_sample" name="test_bad"/><x><![CDATA[')
+    # a forged prefix that would swallow pytest's report, or text appended after it
+    assert "not one XML document" in report_problem(forged + raw + b"]]></x></testsuite>"
+                                                     b"</testsuites>")
+    assert "not one XML document" in report_problem(b"PASSED\n" + raw)
