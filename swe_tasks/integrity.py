@@ -28,7 +28,7 @@ Decisions (`classify`), and why:
 - compiled code (`__pycache__/`, `.pyc`, `.so`, ...) is dropped: an unchecked-hash `.pyc`
   runs code its source does not show.
 - `.gitattributes` is dropped (it could make source look binary to the patch scan).
-- a symlink pointing outside the repository is dropped.
+- a symlink pointing outside the repository, or at a test path, is dropped.
 Everything else is kept and its added lines go through `swe_tasks.patch_scan`.
 """
 
@@ -84,10 +84,17 @@ def classify_path(path: str, *, test_files: tuple[str, ...] = (), is_new: bool =
     name, parts = p.name, p.parts
     if name == "conftest.py":
         return Decision(DROP, "conftest.py (test configuration)"), "conftest"
-    if is_test_path(path, test_files):
-        return Decision(DROP, "test file"), None
     if name in PYTEST_INI:
         return Decision(TAMPERED, f"changes pytest's configuration ({name})"), None
+    if name in SECTIONED_CONFIG:
+        return Decision(KEEP), "pytest-config"
+    if symlink_target is not None and (
+            _escapes(path, symlink_target) or name in ("tests", "test")
+            or is_test_path(str(PurePosixPath(path).parent / symlink_target), test_files)):
+        return Decision(DROP, f"symlink out of the repository or into its tests "
+                              f"({symlink_target!r})"), None
+    if is_test_path(path, test_files):
+        return Decision(DROP, "test file"), None
     if any(part.endswith(METADATA_DIRS) for part in parts[:-1]) or name.endswith(
             (".egg-link", ".pth")):
         return Decision(DROP, "packaging metadata"), "metadata"
@@ -100,10 +107,6 @@ def classify_path(path: str, *, test_files: tuple[str, ...] = (), is_new: bool =
     if is_new and _shadows(parts):
         return Decision(TAMPERED, f"adds a top-level module that shadows "
                                   f"{_module_of(parts)!r}"), None
-    if symlink_target is not None and _escapes(path, symlink_target):
-        return Decision(DROP, f"symlink out of the repository ({symlink_target!r})"), None
-    if name in SECTIONED_CONFIG:
-        return Decision(KEEP), "pytest-config"
     if name == "setup.py":
         return Decision(KEEP), "build-code"
     return Decision(KEEP), None

@@ -13,8 +13,8 @@ What is looked for (`RULES`): pytest internals (`_pytest`, report objects, outco
 strings assigned), pytest hooks or plugins defined or registered outside conftest files
 (`def pytest_*`, `pytest_plugins`, `hookimpl`, `pytest11` entry points), test-run
 detection (`PYTEST_CURRENT_TEST`, `"pytest" in sys.modules`), `atexit`, `os._exit`,
-writes to `sys.modules` or `builtins`, monkeypatching `unittest`, trace and audit hooks,
-frame walking into callers' globals, `gc` object walks, `ctypes`, `faulthandler` and
+writes to `sys.modules` or `builtins`, import hooks, monkeypatching `unittest`, trace and
+audit hooks, walking the call stack into callers, `gc` object walks, `ctypes`, `faulthandler` and
 signal handlers, references to the JUnit report or to `/proc/self` and `/dev/fd`, and
 `exec`/`eval` of decoded payloads or `__import__` of test machinery.
 
@@ -98,7 +98,8 @@ RULES: tuple[Rule, ...] = (
     Rule("sys-modules-write", _r(r"sys\.modules\s*\[[^\]]*\]\s*=[^=]|"
                                  r"sys\.modules\s*\.\s*(pop|update|setdefault|clear|"
                                  r"__setitem__|__delitem__)\b|del\s+sys\.modules|"
-                                 r"setattr\(\s*sys\.modules"),
+                                 r"setattr\(\s*sys\.modules|"
+                                 r"sys\.modules\s*\[[^\]]*\]\s*\.\s*\w+\s*=[^=]"),
          "rewrites sys.modules (module substitution)"),
     Rule("builtins-write", _r(r"\b__builtins__\s*(\[[^\]]*\]|\.\w+)\s*=[^=]|"
                               r"\bbuiltins\s*\.\s*\w+\s*=[^=]|"
@@ -111,8 +112,11 @@ RULES: tuple[Rule, ...] = (
     Rule("trace-hook", _r(r"\bsys\.(settrace|setprofile|addaudithook|monitoring)\b|"
                           r"\bthreading\.(settrace|setprofile)\b"),
          "installs trace, profile or audit hooks"),
-    Rule("frame-write", _r(r"\bf_(globals|locals|builtins)\b"),
-         "reaches into other frames' namespaces"),
+    Rule("frame-write", _r(r"\bf_(globals|locals|builtins|back)\b|\bsys\._getframe\s*\(|"
+                           r"\binspect\.(stack|currentframe|getouterframes)\s*\("),
+         "walks the call stack into its callers (the test, pytest)"),
+    Rule("import-hook", _r(r"\bsys\.(meta_path|path_hooks|path_importer_cache)\b"),
+         "hooks imports (a test module could be swapped as it is imported)"),
     Rule("gc-walk", _r(r"\bgc\.get_(objects|referrers|referents)\b"),
          "walks the heap (finds pytest's objects without naming them)"),
     Rule("ctypes", _r(r"\bctypes\b"), "uses ctypes (memory and interpreter patching)"),

@@ -87,6 +87,7 @@ ATTACKS = {
     "unittest-patch": "unittest.TestCase.run = _run",
     "trace-hook": "sys.settrace(_tracer)",
     "frame-write": "sys._getframe(3).f_locals['rep'] = fake",
+    "import-hook": "sys.meta_path.insert(0, _Finder())",
     "gc-walk": "for o in gc.get_objects():",
     "ctypes": "import ctypes",
     "faulthandler": "faulthandler.dump_traceback_later(1)",
@@ -148,8 +149,8 @@ def test_pytests_own_source_may_name_its_internals():
      b"import os\nos.system('cp x.py /usr/lib/python3/dist-packages/')\nsetup(name='w')\n",
      TAMPERED),
     ("pyproject.toml", b"[build-system]\nrequires = ['setuptools']\n",
-     b"[build-system]\nrequires = ['setuptools']\nbackend-path = ['.']\n"
-     b"build-backend = 'evil'\n", TAMPERED),
+     (b"[build-system]\nrequires = ['setuptools']\nbackend-path = ['.']\n"
+      b"build-backend = 'evil'\n"), TAMPERED),
 ])
 def test_path_policy(path, old, new, action):
     assert decide(path, old, new, is_new=old is None) == action
@@ -166,6 +167,9 @@ def test_symlinks_out_of_the_repository_are_dropped():
     assert classify_path("a/b.py", symlink_target="/etc/passwd")[0].action == DROP
     assert classify_path("a/b.py", symlink_target="../../x")[0].action == DROP
     assert classify_path("a/b.py", symlink_target="../c.py")[0] == Decision(KEEP)
+    assert classify_path("a/b.py", symlink_target="../tests/test_a.py")[0].action == DROP
+    assert classify_path("tests", symlink_target="a/fake")[0].action == DROP
+    assert classify_path("tests/pytest.ini")[0].action == TAMPERED  # config before tests
 
 
 def test_split_patch_reads_quoted_headers_and_refuses_two_paths():
