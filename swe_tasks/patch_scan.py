@@ -126,6 +126,9 @@ RULES: tuple[Rule, ...] = (
          "installs signal handlers or timers"),
     Rule("report-path", _r(r"(?i)junit|/proc/self\b|/proc/\{|/dev/fd\b|\bsys\.orig_argv\b"),
          "names the test report or reads its path from the process"),
+    Rule("test-file-write", _r(r"""['"][^'"]*(conftest|pytest\.ini|(^|/)tests?/|"""
+                               r"""test_\w*\.py)[^'"]*['"]"""),
+         "names test files or test configuration from non-test code"),
     Rule("decoded-exec", _r(r"\b(exec|eval)\s*\(.*\b(b64decode|b32decode|a85decode|"
                             r"decompress|fromhex|codecs\.decode|rot.?13|unhexlify)\b|"
                             r"\bmarshal\.loads\b|"

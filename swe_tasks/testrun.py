@@ -11,7 +11,12 @@ Who can reach what (the code under test is the agent's; it runs inside pytest):
   `VERIFIER_CAPS`; everything of the runner (its script, the exit code, the report's
   copy, the output tail) lives in a root-only directory. Afterwards every process of
   that user is killed (as that user: `kill -9 -1`), so nothing the tests started writes
-  anything later, and /testbed is given back to root. Without the capabilities the tests
+  anything later, and /testbed is given back to root. During the run /testbed belongs to
+  that user except the test files (test paths, the test patch's files) and pytest's
+  configuration files, which stay root's and read-only, in folders that are root's and
+  sticky: the code under test cannot rewrite, move or delete a test before pytest
+  collects it (it can still add files; a new conftest.py is what `swe_tasks.patch_scan`
+  looks for). Without the capabilities the tests
   run as root, as before, and `TestRun.tests_user` says so.
 - The JUnit report is a FIFO that only root reads (`root:nogroup 0620`): pytest streams
   its report into it and a root `head` copies it; nothing can rewrite or truncate what
@@ -114,19 +119,37 @@ def run_tests(sandbox: Sandbox, instance: SWEInstance, spec: RepoSpec, *,
         return _run_eval_script(sandbox, log_eval, spec, f2p, p2p, limit)
     ids = [t for t in f2p + p2p if "::" in t]
     if ids and len(ids) == len(f2p + p2p):
-        run = _run(sandbox, spec, ids, f2p, p2p, limit)
+        run = _run(sandbox, spec, ids, f2p, p2p, limit, instance.test_files)
         if run.exit_code not in (4, 5):
             return run
-    return _run(sandbox, spec, test_targets(instance, f2p + p2p), f2p, p2p, limit)
+    return _run(sandbox, spec, test_targets(instance, f2p + p2p), f2p, p2p, limit,
+                instance.test_files)
 
 
 _RUNNER = r"""set -u
 D={d}; P={p}; U={uid}
 cd /testbed || exit 90
 user=root
+protect() {{  # test files and pytest configuration stay root's; their folders sticky
+  local f d
+  find /testbed -path /testbed/.git -prune -o -type f \( -name 'test_*.py' -o \
+    -name '*_test.py' -o -name test.py -o -name tests.py -o -name conftest.py -o \
+    -name pytest.ini -o -name .pytest.ini -o -name tox.ini -o -name setup.cfg -o \
+    -name pyproject.toml -o -path '*/tests/*' -o -path '*/test/*' \) -print0 > $D/protected
+  printf '/testbed/%s\0' {test_files} >> $D/protected
+  while IFS= read -r -d '' f; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    chown 0:0 -- "$f" && chmod go-w -- "$f" || return 1
+    d=${{f%/*}}
+    while [ "${{#d}}" -ge 8 ] && [ -z "${{seen[$d]:-}}" ]; do
+      seen[$d]=1; chown 0:0 -- "$d" && chmod 1777 -- "$d" || return 1; d=${{d%/*}}
+    done
+  done < $D/protected
+}}
+declare -A seen
 if setpriv --reuid=$U --regid=$U --clear-groups true 2>/dev/null; then
   H=$(mktemp -d /tmp/envfarm-home.XXXXXXXX) && chown $U:$U "$H" && chown -R $U:$U /testbed \
-    && chown 0:$U $P/report && chmod 620 $P/report && user=$U
+    && protect && chown 0:$U $P/report && chmod 620 $P/report && user=$U
 fi
 echo "$user" > $D/user
 head -c {cap} $P/report > $D/report.xml 4>&- &
@@ -151,12 +174,13 @@ echo "$rc" > $D/rc
 
 
 def _run(sandbox: Sandbox, spec: RepoSpec, targets_list: list[str], f2p: list[str],
-         p2p: list[str], limit: float) -> TestRun:
+         p2p: list[str], limit: float, test_files: list[str] | None = None) -> TestRun:
     """One pytest run under `_RUNNER` (module docstring: who can reach what)."""
     tag = uuid.uuid4().hex
     work, pipe = f"/tmp/envfarm-run-{tag}", f"/tmp/envfarm-pipe-{tag}"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in spec.env.items())
     script = _RUNNER.format(d=work, p=pipe, uid=TESTS_UID, cap=MAX_REPORT_BYTES + 1,
+                            test_files=" ".join(shlex.quote(f) for f in test_files or []),
                             exports=exports, limit=int(limit) + 1, command=spec.test_command,
                             targets=" ".join(shlex.quote(t) for t in targets_list))
     setup = sandbox.exec(f"umask 077 && mkdir -m 700 {work} && mkdir -m 711 {pipe} && "

@@ -184,3 +184,19 @@ def test_a_change_too_large_to_carry_is_an_agent_fault(env):
         GOLD, bash("head -c 20000000 /dev/urandom > /testbed/wordstats/blob.bin")])
     assert (reward, status) == (0.0, "agent_fault"), details
     assert "bytes" in details["reason"]
+
+
+def test_h_package_code_cannot_rewrite_the_tests_while_they_run(env):
+    # The package, imported by the tests, opens the test module for writing (a path built
+    # at run time, so the scan does not see it): denied, test files are root's and
+    # read-only for the user the tests run as. Had it worked, the import would fail loudly.
+    patch = ("\n\nimport os as _o\n_p = _o.path.join(_o.path.dirname(__file__), '..', 'te' + "
+             "'sts', 'te' + 'st_wordstats.py')\ntry:\n    open(_p, 'a').close()\n"
+             "except OSError:\n    pass\nelse:\n    raise ImportError('REWROTE THE TESTS')\n")
+    reward, status, details, _ = play(env, [
+        bash(f"cd /testbed && echo {base64.b64encode(patch.encode()).decode()} | base64 -d "
+             ">> wordstats/__init__.py")])
+    assert (reward, status) == (0.0, "ok"), details
+    assert details["report"]["FAIL_TO_PASS"] == {F2P: "failed"}, details
+    assert "REWROTE" not in details["tests_output_tail"], details["tests_output_tail"]
+    assert details["tests_user"] == "uid 65534"

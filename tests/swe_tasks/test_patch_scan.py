@@ -94,6 +94,7 @@ ATTACKS = {
     "signal-handler": "signal.signal(signal.SIGTERM, _ignore)",
     "report-path": "path = [a for a in sys.argv if a.startswith('--junitxml')][0]",
     "decoded-exec": "exec(base64.b64decode(PAYLOAD))",
+    "test-file-write": "open('tests/test_wordstats.py', 'w').write(FAKE)",
 }
 
 
