@@ -118,9 +118,10 @@ def test_editing_the_tests_scores_zero(env, store, task_id):
 def test_printing_fake_passed_lines_scores_zero(env, store, task_id):
     _, records = store
     rec = next(r for r in records if r["instance_id"] == task_id)
-    # When the package is imported: print a fake all-green summary (nothing the patch scan
-    # looks for: the JUnit report, not the output, decides).
-    lines = "".join(f"print({t + ' PASSED'!r})\n" for t in rec["FAIL_TO_PASS"] + rec["PASS_TO_PASS"])
+    # When the package is imported: print a fake all-green summary (hex-encoded, so the
+    # patch scan sees no test names: the JUnit report, not the output, decides).
+    lines = "".join(f"print(bytes.fromhex({(t + ' PASSED').encode().hex()!r}).decode())\n"
+                    for t in rec["FAIL_TO_PASS"] + rec["PASS_TO_PASS"])
     fake = "\n" + lines + "print('=== 99 passed in 0.01s ===')\n"
     reward, info, _ = play(env, task_id, [
         bash(f"echo {base64.b64encode(fake.encode()).decode()} | base64 -d >> "
