@@ -87,6 +87,12 @@ RULES: tuple[Rule, ...] = (
          "detects that it runs under pytest", pytest_internal=True),
     Rule("pytest-patch", _r(r"\bpytest\.(\w+\.)*\w+\s*=[^=]|setattr\(\s*_?pytest\b"),
          "assigns to pytest's attributes", pytest_internal=True),
+    Rule("pytest-outcome", _r(r"\bpytest\.(xfail|skip|fail|exit|importorskip|mark)\b|"
+                              r"\bfrom\s+pytest\s+import\b|\b(XFailed|Skipped|OutcomeException)\b"),
+         "decides a test's outcome from the code under test (an xfail counts as passed)",
+         pytest_internal=True),
+    Rule("subclass-walk", _r(r"\b__subclasses__\s*\("),
+         "walks class hierarchies (reaches pytest's classes without naming them)"),
     Rule("atexit", _r(r"\batexit\b|\bweakref\.finalize\b|\b_register_atexit\b"),
          "runs code at interpreter exit (after the report)"),
     Rule("risky-import", _r(r"^\s*(import|from)\s+(builtins|gc|_pytest|pluggy)\b"),

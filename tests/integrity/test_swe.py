@@ -200,3 +200,13 @@ def test_h_package_code_cannot_rewrite_the_tests_while_they_run(env):
     assert details["report"]["FAIL_TO_PASS"] == {F2P: "failed"}, details
     assert "REWROTE" not in details["tests_output_tail"], details["tests_output_tail"]
     assert details["tests_user"] == "uid 65534"
+
+
+def test_h_package_code_declaring_its_failure_expected_is_tampering(env):
+    # An xfail counts as passed (as in SWE-bench): the code under test must not decide it.
+    fake = ("\n\ndef word_count(text):\n    import pytest\n    pytest.xfail('known issue')\n")
+    reward, status, details, _ = play(env, [
+        bash(f"cd /testbed && echo {base64.b64encode(fake.encode()).decode()} | base64 -d "
+             ">> wordstats/__init__.py")])
+    assert (reward, status) == (0.0, "tampered"), details
+    assert "pytest-outcome" in {t["rule"] for t in details["tampered"]}

@@ -79,6 +79,8 @@ ATTACKS = {
     "pytest-report": "rep.outcome = 'passed'",
     "pytest-detect": "if 'pytest' in sys.modules:",
     "pytest-patch": "pytest.main = lambda *a, **k: 0",
+    "pytest-outcome": "import pytest; pytest.xfail('expected')",
+    "subclass-walk": "[c for c in BaseException.__subclasses__() if 'XF' in c.__name__]",
     "atexit": "import atexit; atexit.register(_rewrite)",
     "process-exit": "_os._exit(0)",
     "risky-import": "import builtins as _b",
