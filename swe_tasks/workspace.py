@@ -6,7 +6,8 @@ brand-new repository: no later commit, branch, tag, stash, reflog entry or packe
 exists inside, so an agent cannot read the future with `git log --all`. The image's own
 tree (the environment commit, which may be later than `base_commit`) is removed first;
 what its install built (egg-info, extensions) stays and is hidden from git via
-`.git/info/exclude`. `inject` also returns what the verifier needs later: the tree's
+`.git/info/exclude`, but its bytecode goes (it was compiled from the environment commit's
+source, which may be the future). `inject` also returns what the verifier needs later: the tree's
 manifest (path -> git mode and blob id, hashed on the host from the tar it sent) and the
 paths that were untracked when the agent got the sandbox.
 
@@ -84,6 +85,7 @@ if [ -f {tracked} ]; then
   rm -f {tracked}
 fi
 rm -rf .git
+find . -name __pycache__ -type d -prune -exec rm -rf {{}} + 2>/dev/null || true
 find . -mindepth 1 -depth -type d -empty -delete 2>/dev/null || true
 tar -xf {tar} --no-same-owner
 while IFS= read -r f; do if [ -n "$f" ]; then rm -rf -- "$f"; fi; done < {hide}
