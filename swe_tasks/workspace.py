@@ -63,7 +63,7 @@ __all__ = ["TESTBED", "AgentDiff", "Change", "ChangesTooLarge", "Injected", "Pat
            "apply_patch", "build_patch", "inject", "is_test_path", "read_changes"]
 
 TESTBED = "/testbed"
-MAX_STREAM_BYTES = 8 * 1024**3
+MAX_STREAM_BYTES = 4 * 1024**3
 """Most bytes of the agent's /testbed archive read (streamed, never held)."""
 MAX_FILE_BYTES = 16 * 1024**2
 """Largest changed file carried to the verifier."""
@@ -250,8 +250,17 @@ def read_changes(sandbox: Sandbox, instance: SWEInstance, injected: Injected) ->
             decision, check = classify_path(path, test_files=tuple(instance.test_files),
                                             is_new=old is None,
                                             symlink_target=m.linkname if m.issym() else None)
+            needed = decision.action != DROP or check is not None
+            if data is None and old is None and not needed:
+                changes.append(Change(path, mode, None, decision, new=True))  # never read
+                if len(changes) > MAX_CHANGED_FILES:
+                    raise ChangesTooLarge(f"the agent changed more than {MAX_CHANGED_FILES} "
+                                          "paths")
+                continue
+            if data is None and old is None and m.size > MAX_FILE_BYTES:
+                raise ChangesTooLarge(f"the agent's new file {path} is {m.size} bytes; the "
+                                      f"verifier carries files up to {MAX_FILE_BYTES} bytes")
             if data is None:
-                needed = decision.action != DROP or check is not None
                 sha, data = _hash_member(tar, m, keep=needed and m.size <= MAX_FILE_BYTES)
             else:
                 sha = blob_id(data)
