@@ -177,7 +177,12 @@ class TerminalImages:
 
 
 def _image_name(task: TerminalTask) -> str:
-    """One name per Dockerfile family keeps `images list` readable: tb1-evoeval, harbor-…"""
+    """One name per Dockerfile family keeps `images list` readable: tb1-evoeval, harbor-…
+
+    Always a valid image name, whatever the folder is called (`jeu de données ü`): names
+    that are not one already become a slug plus a hash (`catalogue.ids.safe_image_name`)."""
+    from catalogue.ids import safe_image_name
+
     if task.format == "tb1":
-        return "terminal-tb1-" + re.sub(r"[^a-z0-9_.-]", "-", Path(task.path).parent.name.lower())
-    return "terminal-" + re.sub(r"[^a-z0-9_.-]", "-", task.id.replace("/", "-").lower())[:100]
+        return safe_image_name("terminal-tb1-" + Path(task.path).parent.name.lower())
+    return safe_image_name("terminal-" + task.id.replace("/", "-").lower())
