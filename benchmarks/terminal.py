@@ -220,14 +220,14 @@ def run_envfarm(tasks, concurrency: int) -> tuple[float, dict]:
 def vs_harbor(tasks, concurrency: int, out: Path) -> None:
     import tempfile
 
-    from envs.terminal.env import _image_workdir, shared_images
+    from envs.terminal.env import _image_config, shared_images
 
     images = shared_images()
     with tempfile.TemporaryDirectory(prefix="envfarm-vs-harbor-") as tmp:
         dataset, jobs = Path(tmp) / "tasks", Path(tmp) / "jobs"
         for task in tasks:
             tag, _ = images.ensure(task)
-            harbor_task(task, tag, _image_workdir(images.builder.client, tag),
+            harbor_task(task, tag, _image_config(images.builder.client, tag)[0],
                         dataset / task.id.replace("/", "__"))
         run_harbor(dataset, jobs, "warmup", concurrency)  # compose builds, cached afterwards
         run_envfarm(tasks, concurrency)
