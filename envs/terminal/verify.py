@@ -37,6 +37,7 @@ code runs *without* being imported by the tests.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import shlex
 import threading
@@ -60,6 +61,7 @@ from sandbox.errors import AgentCaused, SandboxError, TaskError
 
 __all__ = ["grade_pytest", "parse_pytest", "run_tests", "verify_episode"]
 
+_log = logging.getLogger(__name__)
 LOG_TAIL_BYTES = 4000
 OUTPUT_CAP_BYTES = 4 << 20
 """Cap of a reward file or JUnit report read back (bigger: no verdict)."""
@@ -100,8 +102,10 @@ def verify_episode(backend: Any, agent: Any, task: TerminalTask, *, image: str, 
         except SandboxError as exc:
             raise blame(exc, agent, backend) from exc
         snapshot_s = time.monotonic() - started
-    finally:
+    except BaseException:
         agent.close()
+        raise
+    _in_background(agent.close)  # removal is off the verdict's path (~0.3 s)
     try:
         outcome, details = run_tests(backend, snapshot, task, workdir=workdir,
                                      image_env=image_env, limits=limits, cap_add=cap_add,
@@ -113,7 +117,7 @@ def verify_episode(backend: Any, agent: Any, task: TerminalTask, *, image: str, 
         # here is the agent's filesystem (the pristine run below says for sure)
         outcome, details = NoVerdict(f"the verifier's container failed: {exc}"), {}
     finally:
-        backend.remove_image(snapshot)
+        _in_background(lambda: backend.remove_image(snapshot))
     details["snapshot_s"] = round(snapshot_s, 3)
     if isinstance(outcome, Verdict):
         return VerifierResult(outcome.reward, {**details, **outcome.details})
@@ -192,6 +196,18 @@ def run_tests(backend: Any, image: str, task: TerminalTask, *, workdir: str,
                                           OUTPUT_CAP_BYTES)), details
     finally:
         sandbox.close()
+
+
+def _in_background(fn: Any) -> None:
+    """Run a cleanup off the caller's path; a non-daemon thread, so the process waits for
+    it at exit (a crash in between leaves labelled containers for `envfarm sandbox gc`)."""
+    def run() -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 — cleanup only; gc finds what is left
+            _log.warning("verifier cleanup failed: %s", exc)
+
+    threading.Thread(target=run, name="envfarm-verify-cleanup").start()
 
 
 def clean_env(image_env: dict[str, str], task: TerminalTask, junit: str | None) -> dict[str, str]:
