@@ -3,11 +3,13 @@
     EnvfarmError
     ├── InfraError            retry: the machinery failed, not the agent
     │   └── SandboxError      Docker unreachable, container died, shell lost
-    │       └── ContainerDied
+    │       └── ContainerDied (.oom_killed: what the engine said)
     ├── TaskError             do not retry: the task or its image is broken
     │   └── ImageBuildError
     └── AgentCaused           score 0 (status agent_fault): the agent broke its own
-                              sandbox or what the verifier needs from it
+        │                     sandbox or what the verifier needs from it
+        ├── ContainerOOMKilled  the container died of its own memory cap
+        └── FileTooLarge        a read from the sandbox exceeded its byte cap
 
 What an agent causes (a hung command, a bad patch, a malformed tool call) is
 never an exception: it is an observation, a reward and a status. `AgentCaused`
@@ -35,7 +37,13 @@ class SandboxError(InfraError):
 
 
 class ContainerDied(SandboxError):
-    """The container stopped under a running call (killed, OOM of PID 1, engine restart)."""
+    """The container stopped under a running call (killed or removed from outside, engine
+    restart). `oom_killed` is the engine's `State.OOMKilled`; a death by the container's
+    own memory cap is raised as `ContainerOOMKilled` (agent_fault) instead."""
+
+    def __init__(self, message: str, *, oom_killed: bool = False) -> None:
+        super().__init__(message)
+        self.oom_killed = oom_killed
 
 
 class ImageBuildError(TaskError):
@@ -49,3 +57,21 @@ class ImageBuildError(TaskError):
 class AgentCaused(EnvfarmError):
     """The agent's own doing made the episode unverifiable (it killed its sandbox, ran it
     out of memory, removed what the verifier reads): scored 0, never retried."""
+
+
+class ContainerOOMKilled(AgentCaused):
+    """The container died and the engine says its memory cap killed it: the agent's own
+    commands used the memory (score 0). Deaths from outside stay `ContainerDied`."""
+
+    oom_killed = True
+
+
+class FileTooLarge(AgentCaused):
+    """A file or archive read from a sandbox is larger than the read's byte cap. The agent
+    made it (a 500 MB log, a 150 MB patch): reading it whole would hurt the host."""
+
+    def __init__(self, path: str, limit: int, size: int | None = None) -> None:
+        what = f"{size} bytes" if size is not None else "more"
+        super().__init__(f"{path} is too large to read from the sandbox: {what} over the "
+                         f"{limit}-byte cap")
+        self.path, self.limit, self.size = path, limit, size

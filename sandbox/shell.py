@@ -30,7 +30,7 @@ import struct
 import time
 from typing import Any
 
-from sandbox.errors import ContainerDied, SandboxError
+from sandbox.errors import ContainerDied, ContainerOOMKilled, SandboxError
 from sandbox.types import ExecResult
 
 _LOOP = r"""
@@ -146,6 +146,26 @@ class _OutputBuffer:
         dropped = self.total - len(self.head) - len(tail)
         note = f"\n\n[... envfarm: {dropped} bytes of output truncated ...]\n\n".encode()
         return bytes(self.head) + note + tail, True
+
+
+def death(api: Any, container_id: str) -> ContainerDied | ContainerOOMKilled:
+    """The error for a container found not running, by who must act.
+
+    The engine's `State.OOMKilled` (the container's own memory cap killed it) means the
+    agent's commands did it: `ContainerOOMKilled`, an `AgentCaused` (score 0). Anything
+    else (killed or removed from outside, engine restart or unreachable) is
+    `ContainerDied`, an infrastructure error that is retried."""
+    short = container_id[:12]
+    try:
+        state = api.inspect_container(container_id).get("State") or {}
+    except Exception:  # noqa: BLE001 — removed, or the engine does not answer
+        return ContainerDied(f"container {short} is gone (removed, or the engine is down)")
+    if state.get("OOMKilled"):
+        return ContainerOOMKilled(f"container {short} was killed by its own memory cap "
+                                  f"(exit {state.get('ExitCode')}): the agent's commands "
+                                  "used all its memory")
+    return ContainerDied(f"container {short} is no longer running "
+                         f"(exit {state.get('ExitCode')}, {state.get('Status')})")
 
 
 class PersistentShell:
@@ -347,13 +367,13 @@ class PersistentShell:
     def _replace_shell(self) -> None:
         """The shell is gone: raise if the container is too, else start a new shell."""
         if not self._container_running():
-            raise ContainerDied(f"container {self._container_id[:12]} is no longer running")
+            raise death(self._api, self._container_id)
         self.restarts += 1
         self.start()
 
-    def _died_or(self, message: str) -> SandboxError:
+    def _died_or(self, message: str) -> Exception:
         if not self._container_running():
-            return ContainerDied(f"container {self._container_id[:12]} is no longer running")
+            return death(self._api, self._container_id)
         return SandboxError(message)
 
     @staticmethod

@@ -18,9 +18,14 @@ class Limits(BaseModel):
     memory_mb: int = Field(2048, ge=16, description="Memory cap; swap is not allowed beyond it.")
     pids: int = Field(512, ge=16, description="Most processes and threads alive at once.")
     disk_mb: int | None = Field(
-        None, description="Writable-layer size cap; applied only where the storage driver allows."
-    )
-    network: bool = Field(False, description="Give the sandbox a network (bridge); off by default.")
+        4096, ge=64, description=(
+            "Cap of everything the sandbox writes (its writable layer, any path), in MB: "
+            "writes past it fail with ENOSPC. None: uncapped. Enforced where the backend "
+            "can (`Sandbox.disk_limited` says; Docker: a loop-mounted layer, or storage_opt "
+            "on XFS)."))
+    network: bool = Field(False, description=(
+        "Give the sandbox internet access, on a network of its own with no route to the "
+        "host or other sandboxes; off by default."))
     timeout_s: float = Field(60.0, gt=0, description="Default timeout of one command.")
     output_limit_bytes: int = Field(
         64_000, ge=256, description="Output kept per command: head and tail, marker in between."
@@ -61,11 +66,16 @@ class Sandbox(Protocol):
 
     def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None: ...
 
-    def read_file(self, path: str) -> bytes: ...
+    def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
+        """One file's bytes, streamed; over `max_bytes` (default 64 MiB) FileTooLarge,
+        an AgentCaused (the agent made it). Never unbounded."""
+        ...
 
     def upload_dir(self, src: Path | str, dest: str) -> None: ...
 
-    def download_dir(self, src: str, dest: Path | str) -> None: ...
+    def download_dir(self, src: str, dest: Path | str) -> None:
+        """Copy a sandbox directory to the host, streamed under a byte cap (256 MiB)."""
+        ...
 
     def stop_processes(self) -> None:
         """Kill every process in the sandbox except its keep-alive (the agent is done)."""

@@ -17,10 +17,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from sandbox import errors as _errors
-from sandbox.errors import AgentCaused, SandboxError
-
-_TOO_LARGE: Any = getattr(_errors, "FileTooLarge", ())
+from sandbox.errors import AgentCaused, FileTooLarge, SandboxError
 
 READ_CAP_BYTES = 256 << 10
 """Default cap of one file read back for a verdict or a policy check."""
@@ -62,10 +59,8 @@ def read_capped(sandbox: Any, path: str, cap_bytes: int = READ_CAP_BYTES) -> byt
     """A regular file's bytes through the archive API, at most `cap_bytes`; None when it is
     missing, not a regular file (a link is not followed), or larger than the cap."""
     try:
-        params = inspect.signature(sandbox.read_file).parameters
-        cap = next((k for k in ("max_bytes", "limit") if k in params), None)
-        data = sandbox.read_file(path, **{cap: cap_bytes}) if cap else sandbox.read_file(path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, _TOO_LARGE):
+        data = sandbox.read_file(path, max_bytes=cap_bytes)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileTooLarge):
         return None
     return None if len(data) > cap_bytes else data
 
@@ -75,14 +70,12 @@ def download_capped(sandbox: Any, src: str, dest: Any, cap_bytes: int) -> None:
     most `cap_bytes` of archive (over it: the sandbox's FileTooLarge, an AgentCaused).
     Links stay links; the extraction refuses links out of `dest` and special files
     (`tarfile.FilterError`)."""
-    params = inspect.signature(sandbox.download_dir).parameters
-    cap = next((k for k in ("max_bytes", "limit") if k in params), None)
-    if cap:
-        sandbox.download_dir(src, dest, **{cap: cap_bytes})
+    if "max_bytes" in inspect.signature(sandbox.download_dir).parameters:
+        sandbox.download_dir(src, dest, max_bytes=cap_bytes)
     else:  # an engine without capped reads: the caller checks the size it got
         sandbox.download_dir(src, dest)
 
 
 def too_large(exc: BaseException) -> bool:
     """Whether `exc` is a read that passed its byte cap."""
-    return bool(_TOO_LARGE) and isinstance(exc, _TOO_LARGE)
+    return isinstance(exc, FileTooLarge)

@@ -65,5 +65,5 @@ def test_cpu_and_memory_caps_are_set_on_the_container(docker_backend, base_image
         assert host["NanoCpus"] == 500_000_000
         assert host["Memory"] == host["MemorySwap"] == 300 * 1024 * 1024
         assert host["PidsLimit"] == 100
-        assert host["NetworkMode"] == "none" and host["Init"] is True
+        assert host["NetworkMode"] == "none" and host["Init"] is not True  # PID 1 is the signal-immune keep-alive
         assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
