@@ -71,6 +71,13 @@ def _sim(**kwargs: Any) -> Backend:
     return SimBackend(**kwargs)
 
 
+def _gvisor(**kwargs: Any) -> Backend:
+    from sandbox.gvisor_backend import GVisorBackend
+
+    return GVisorBackend(**kwargs)
+
+
 def _register_builtin() -> None:
     _FACTORIES.setdefault("docker", _docker)
+    _FACTORIES.setdefault("gvisor", _gvisor)
     _FACTORIES.setdefault("sim", _sim)
