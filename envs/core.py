@@ -210,8 +210,13 @@ class ToolEnv(gymnasium.Env, ABC):
                 agent_fault = str(exc)
                 output = f"[the sandbox is unusable: {exc}]"
             except InfraError as exc:
-                infra_error = f"{type(exc).__name__}: {exc}"
-                output = f"[infrastructure error: {exc}]"
+                blamed = self._blame(exc)
+                if isinstance(blamed, AgentCaused):
+                    agent_fault = str(blamed)
+                    output = f"[the sandbox is unusable: {blamed}]"
+                else:
+                    infra_error = f"{type(exc).__name__}: {exc}"
+                    output = f"[infrastructure error: {exc}]"
             new.append(self._tool_message(call.id, call.name, output))
         if not parsed.calls and not parsed.errors:
             new.append({"role": "user", "content": (
@@ -276,6 +281,18 @@ class ToolEnv(gymnasium.Env, ABC):
         except ToolArgumentError as exc:
             return f"Error: {exc}", False
         return truncate_middle(result.output, self.config.observation_limit_bytes), result.finished
+
+    def _blame(self, exc: InfraError) -> Exception:
+        """Who caused a sandbox failure during a tool call: the engine answers and the
+        container stopped by itself (its memory cap; under gVisor, `kill -9 1`) → the
+        agent (`AgentCaused`); else the infrastructure (`exc`)."""
+        from sandbox.errors import SandboxError
+
+        if self.sandbox is None or not isinstance(exc, SandboxError):
+            return exc
+        from envs.integrity.freeze import blame
+
+        return blame(exc, self.sandbox, self.backend)
 
     def _verify_guarded(self) -> VerifierResult:
         """Run the verifier; errors become results with the status of who must act."""

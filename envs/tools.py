@@ -310,12 +310,28 @@ class StrReplaceEditorTool(Tool):
         return env.tool_state.setdefault("str_replace.history", {})
 
     def _save(self, env: ToolEnv, path: str, text: str) -> None:
-        self._history(env).setdefault(path, []).append(text)
+        """Keep the text for `undo_edit`, within UNDO_MAX_EDITS per file and UNDO_MAX_BYTES
+        in all (oldest dropped first): the host holds no copy per edit of a big file."""
+        history = self._history(env)
+        stack = history.setdefault(path, [])
+        stack.append(text)
+        del stack[:-UNDO_MAX_EDITS]
+        total = sum(len(t or "") for s in history.values() for t in s)
+        for s in history.values():
+            while total > UNDO_MAX_BYTES and s:
+                dropped = s.pop(0)
+                total -= len(dropped or "")
 
     @staticmethod
     def _read(env: ToolEnv, path: str) -> str:
+        from sandbox.errors import FileTooLarge
+
         try:
-            data = env.sandbox.read_file(path)
+            data = env.sandbox.read_file(path, max_bytes=EDITOR_MAX_BYTES)
+        except FileTooLarge:
+            raise ToolArgumentError(
+                f"{path} is over the editor's {EDITOR_MAX_BYTES >> 20} MB limit; read or edit "
+                "it with bash (head, sed -n 'A,Bp', sed -i)") from None
         except FileNotFoundError:
             raise ToolArgumentError(f"{path} does not exist") from None
         except IsADirectoryError:
@@ -324,6 +340,15 @@ class StrReplaceEditorTool(Tool):
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise ToolArgumentError(f"{path} is not a UTF-8 text file") from None
+
+
+EDITOR_MAX_BYTES = 2 << 20
+"""Largest file the editor reads into the host (view, replace, insert); bigger ones are
+for bash, which works inside the sandbox."""
+UNDO_MAX_EDITS = 10
+"""Undo steps kept per file."""
+UNDO_MAX_BYTES = 8 << 20
+"""Undo text kept for all files of an episode."""
 
 
 def _snippet(text: str, first_line: int, n_lines: int, context: int = 4) -> str:
