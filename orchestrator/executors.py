@@ -187,12 +187,13 @@ def failed_record(job: EpisodeJob, error: BaseException) -> EpisodeRecord:
 
 
 def remove_run_sandboxes(run: str, backend: dict[str, Any] | None = None, *,
-                         owner_gone_only: bool = False) -> int:
+                         owner_gone_only: bool = False, also_mine: bool = False) -> int:
     """Remove the sandboxes labelled `envfarm.run=<run>` on this host's engine: all of them
     (an interrupted run: Ray actors' included), or with `owner_gone_only` those whose owner
     process is gone (leftovers of a killed driver or actor; live runs sharing the label
-    keep theirs). Returns how many were removed; never raises (an engine that does not
-    answer has nothing to remove that this run could reach).
+    keep theirs), plus with `also_mine` those this process owns (a finished run: a sandbox
+    whose close failed while the engine was away). Returns how many were removed; never
+    raises (an engine that does not answer has nothing to remove that this run could reach).
 
     Backends that hold a Docker-API client (docker, gvisor, podman's compatible API) are
     cleaned through it; others are left to their own `gc`."""
@@ -205,11 +206,13 @@ def remove_run_sandboxes(run: str, backend: dict[str, Any] | None = None, *,
         client = getattr(engine, "client", None)
         if client is None or not hasattr(client, "api"):
             return 0
-        removed = 0
+        from sandbox.run_context import owner_id
+
+        removed, me = 0, owner_id()
         listed = client.api.containers(all=True, filters={"label": f"{LABEL_RUN}={run}"})
         for container in listed:
             owner = (container.get("Labels") or {}).get(LABEL_OWNER, "")
-            if owner_gone_only and _owner_alive(owner):
+            if owner_gone_only and _owner_alive(owner) and not (also_mine and owner == me):
                 continue
             try:
                 client.api.remove_container(container["Id"], force=True)

@@ -261,9 +261,11 @@ class RolloutRunner:
         finally:
             stopped = self._stopping is not None
             executor.close(abort=stopped)
-            if stopped:
-                summary.sandboxes_removed = remove_run_sandboxes(
-                    self.sandbox_label, self._backend_data())
+            # Interrupted: every sandbox of the run goes. Finished: every episode closed its
+            # own, so what is left of this process's (or a dead actor's) is a leftover.
+            summary.sandboxes_removed = remove_run_sandboxes(
+                self.sandbox_label, self._backend_data(), owner_gone_only=not stopped,
+                also_mine=True)
         if stopped:
             summary.interrupted = self._stopping
             summary.unfinished = len(pending) + len(inflight)

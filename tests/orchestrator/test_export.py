@@ -18,8 +18,8 @@ def token_episode(task: str, sample: int, rng: random.Random, reward: float,
                   status: str = "ok") -> EpisodeRecord:
     """An episode shaped as a token-in/token-out policy builds it: each call's prompt is
     the previous prompt + completion + observation delta."""
-    ids = lambda n: [rng.randrange(1, 5000) for _ in range(n)]  # noqa: E731
-    lps = lambda n: [round(-rng.random() * 3, 3) for _ in range(n)]  # noqa: E731
+    ids = lambda n: [rng.randrange(1, 5000) for _ in range(n)]
+    lps = lambda n: [round(-rng.random() * 3, 3) for _ in range(n)]
     prompt, merged, mask, logprobs, calls = ids(12), [], [], [], []
     merged += prompt
     mask += [0] * len(prompt)

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.export import verl as verl_export
 from orchestrator.export import ExportFilter, export, split_prompt, teacher_advantages
+from orchestrator.export import verl as verl_export
 from orchestrator.records import EpisodeRecord
 from orchestrator.store import Store
 

@@ -1,10 +1,11 @@
 """Rollouts on real sandboxes: rewards, retries of infrastructure failures, resume after
-the driver is SIGKILLed, and Ray actors."""
+the driver is SIGKILLed, Ray actors, an engine outage ridden out, typed jobs."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import pytest
 from orchestrator.policy_spec import PolicySpec
 from orchestrator.runner import RolloutConfig, RolloutRunner
 from orchestrator.store import Store
+from tests.orchestrator.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.docker
 TASKS = ["echo-alpha", "echo-beta", "echo-gamma"]
@@ -73,7 +75,7 @@ def test_driver_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path, base_
     tasks = [f"echo-w{i}" for i in range(6)]
     cmd = [sys.executable, "-m", "orchestrator.cli", "rollout", "--env", "echo",
            "--executor", "threads", "--concurrency", "2", "--store", url,
-           "--env-arg", "oracle_delay_s=1", *sum((["--task", t] for t in tasks), [])]
+           "--env-arg", "oracle_delay_s=1", *[a for t in tasks for a in ("--task", t)]]
     driver = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     store = Store(url)
@@ -127,3 +129,75 @@ def test_dynamic_sampling_skips_tasks_already_solved_or_hopeless(store, base_ima
                                         skip_solved_or_hopeless=True, min_history=2),
                           store, show_progress=False)
     assert len(fresh.plan()[0]) == 2  # no history yet: sampled
+
+
+class UnixProxy(TcpProxy):
+    """The proxy in front of the Docker engine's Unix socket: `stop()` is the engine gone
+    for everyone who talks to it through DOCKER_HOST, `start()` is it back."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("127.0.0.1", 0)
+        self.path = path
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.socket(socket.AF_UNIX)
+            try:
+                server.connect(self.path)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+
+def test_an_engine_outage_costs_no_attempts_and_leaves_no_sandbox(store, base_image,
+                                                                  docker_client, monkeypatch):
+    proxy = UnixProxy("/var/run/docker.sock")
+    proxy.start()
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{proxy.port}")
+    label = f"outage-{uuid.uuid4().hex[:6]}"
+    runner = rollout(store, n=2, retry_backoff_s=1.0, stall_report_s=5,
+                     env_kwargs={"run": label, "oracle_delay_s": 2})
+
+    def outage() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not store.list_runs():
+            time.sleep(0.1)
+        while time.monotonic() < deadline and not docker_client.containers.list(
+                filters={"label": f"envfarm.run={label}"}):
+            time.sleep(0.1)
+        proxy.stop()
+        time.sleep(15)  # longer than every attempt of the old 2 s + 4 s backoff
+        proxy.start()
+
+    cut = threading.Thread(target=outage)
+    cut.start()
+    try:
+        summary = runner.run()
+    finally:
+        cut.join()
+        proxy.stop()
+    assert summary.statuses == {"ok": 6}
+    assert max(e.attempts for e in store.episodes(summary.run_id)) <= 2
+    assert not docker_client.containers.list(all=True, filters={"label": f"envfarm.run={label}"})
+
+
+def test_jobs_are_typed_and_carry_the_run(store):
+    runner = rollout(store, env_kwargs={"oracle_delay_s": 1}, max_turns=3)
+    from orchestrator.runner import WorkItem
+
+    job = runner.job(WorkItem("echo-a", 1, attempt=2))
+    assert job.run_id == runner.run_id and job.seed == 1 and job.attempt == 2
+    assert job.env_kwargs == {"catalogue_url": store.url, "oracle_delay_s": 1}
+    assert job.backend is not None and job.backend["type"]  # resolved, stored with the run
+    assert job.sandbox_run == runner.run_id
+    import pickle
+
+    assert pickle.loads(pickle.dumps(job)) == job  # crosses to Ray actors as it is
