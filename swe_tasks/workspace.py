@@ -289,10 +289,12 @@ def build_patch(fresh: Sandbox, instance: SWEInstance, changes: list[Change]) ->
     /testbed from `inject`), filtered by its own headers; see the module docstring."""
     dropped: list[dict[str, str]] = []
     tampered: list[dict[str, str]] = []
+    pristine = _pristine(fresh, [c.path for c in changes if not c.new and (
+        c.check is not None or (c.decision.action == KEEP and c.data is not None))])
     for c in changes:
         if c.check is not None:
-            old = _pristine(fresh, c.path) if not c.new else None
-            c.decision = check_content(c.check, c.path, old, c.data, c.decision)
+            c.decision = check_content(c.check, c.path, pristine.get(c.path), c.data,
+                                       c.decision)
         if c.decision.action == DROP:
             dropped.append({"path": c.path, "reason": c.decision.reason})
         elif c.decision.action == TAMPERED:
@@ -321,27 +323,42 @@ def build_patch(fresh: Sandbox, instance: SWEInstance, changes: list[Change]) ->
                             if change is None else decision.reason})
             continue
         out.append(block.text)
-    tampered += [f.as_dict() for f in _scan(fresh, list(wanted.values()))]
+    tampered += [f.as_dict() for f in _scan(pristine, list(wanted.values()))]
     return AgentDiff("".join(out), changed, excluded, dropped, tampered, tuple(ignored))
 
 
-def _scan(fresh: Sandbox, kept: list[Change]) -> list[Finding]:
+def _scan(pristine: dict[str, bytes], kept: list[Change]) -> list[Finding]:
     """Patch-scan findings over the added lines of kept non-test text files."""
     triples = []
     for c in kept:
         if c.data is None or c.mode == "120000" or b"\0" in c.data:
             continue
-        old = b"" if c.new else (_pristine(fresh, c.path) or b"")
+        old = pristine.get(c.path, b"")
         triples.append((c.path, old.decode("utf-8", "replace"), c.data.decode("utf-8", "replace")))
     return scan_files(triples)
 
 
-def _pristine(fresh: Sandbox, path: str) -> bytes | None:
-    """The injected content of `path`, read from the verifier's pristine /testbed."""
-    try:
-        return fresh.read_file(f"{TESTBED}/{path}")
-    except (FileNotFoundError, IsADirectoryError):
-        return None
+def _pristine(fresh: Sandbox, paths: list[str]) -> dict[str, bytes]:
+    """The injected content of `paths` (regular files; others absent), read in one archive
+    from the verifier's pristine /testbed before anything of the agent is applied."""
+    if not paths:
+        return {}
+    work = f"/tmp/envfarm-pristine-{uuid.uuid4().hex[:12]}"
+    fresh.write_file(f"{work}/list", b"".join(
+        p.encode("utf-8", "surrogateescape") + b"\0" for p in paths))
+    res = fresh.exec(f"cd {TESTBED} && tar --null --no-recursion --ignore-failed-read "
+                     f"-T {work}/list -cf {work}/pristine.tar 2>/dev/null; "
+                     f"test -f {work}/pristine.tar")
+    if not res.ok:
+        raise SandboxError(f"cannot read the pristine files in the verifier: {res.output[-300:]}")
+    out: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(fresh.read_file(f"{work}/pristine.tar")),
+                      errors="surrogateescape") as tar:
+        for m in tar:
+            if m.isfile():
+                out[m.name] = tar.extractfile(m).read()  # type: ignore[union-attr]
+    fresh.exec(f"rm -rf {work}")
+    return out
 
 
 def _diff_in(fresh: Sandbox, kept: list[Change]) -> tuple[str, list[str]]:
