@@ -77,7 +77,14 @@ def _gvisor(**kwargs: Any) -> Backend:
     return GVisorBackend(**kwargs)
 
 
+def _podman(**kwargs: Any) -> Backend:
+    from sandbox.podman_backend import PodmanBackend
+
+    return PodmanBackend(**kwargs)
+
+
 def _register_builtin() -> None:
     _FACTORIES.setdefault("docker", _docker)
     _FACTORIES.setdefault("gvisor", _gvisor)
+    _FACTORIES.setdefault("podman", _podman)
     _FACTORIES.setdefault("sim", _sim)

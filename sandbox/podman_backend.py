@@ -1,0 +1,427 @@
+"""Podman as a second sandbox engine, through its Docker-compatible API socket.
+
+`podman system service` speaks the Docker Engine API, so the Docker implementation
+(`DockerBackend`, `DockerSandbox`: the persistent shell over an exec socket, the archive
+API, diff, commit) runs unchanged over a docker-py client pointed at Podman's socket
+(`unix:///run/envfarm-podman.sock`, `$ENVFARM_PODMAN_SOCKET`). The service is started on
+demand when nothing answers there (`--time=0`: it never exits on idle), its log kept in
+`/var/log/envfarm-podman.log` (`$ENVFARM_PODMAN_LOG`). `make setup` installs Debian's
+Podman (scripts/setup.d/podman.sh). Choose it with `make_backend("podman")`,
+`ENVFARM_BACKEND=podman` or `envfarm rollout --backend podman`.
+
+What Podman does differently, and how each difference is handled (never silently
+unbounded: a limit that cannot be enforced makes `start` refuse with the reason):
+
+* **Images.** Podman has its own store. An image missing there, or older than the
+  Docker engine's image of the same name (content ids differ), is copied from the Docker
+  engine when one answers (`GET /images/{id}/get` streamed into Podman's
+  `/images/load`, then tagged); the ids are equal after the copy. Without Docker, the
+  image must be in Podman's store; else a one-line SandboxError names the fix.
+  Snapshots (`Sandbox.snapshot`) are committed in Podman and used from there.
+* **cgroup limits** (cpus, memory without swap, pids). Podman applies them when its
+  cgroup controllers allow; rootless Podman on cgroup v1, or on v2 without delegated
+  controllers, would ignore them with a warning. The backend refuses to construct
+  unless Podman reports the cpu, memory and pids controllers, and (cgroup v1, swap on)
+  the memsw controller that makes "no swap beyond the cap" hold.
+* **Disk cap** (`Limits.disk_mb`). `--storage-opt size` needs XFS project quotas, so the
+  loop-mounted layer of `sandbox.disk` is used: Podman's overlay driver keeps the same
+  layer layout as Docker's overlay2 (`diff`, `work`, `merged`, `link`, `lower`). Where
+  it cannot be used (not root, storage not overlay or not visible here), a start with a
+  `disk_mb` is refused: pass `Limits(disk_mb=None)` to run uncapped knowingly.
+* **Per-episode network** (`Limits(network=True)`). Podman (CNI) honours the bridge
+  name and turns `enable_icc=false` into `isolate`; but its firewall plugin inserts
+  its own FORWARD chain first and accepts the container's traffic before Docker's
+  `DOCKER-USER` is reached. The rules of `sandbox.netiso` stay where they are and
+  `CNI-ADMIN` (the chain CNI evaluates before its accepts, meant for this) jumps to
+  `DOCKER-USER`, created when no Docker engine made it. Podman's netavark backend has
+  no such chain: there networked starts are refused (fail closed), unless the backend
+  is told `isolate_network=False` (Podman's default bridge, trusted code only).
+* **Labels, `init`, stop signal, capabilities, no-new-privileges, network none**: the
+  compatible API takes them as Docker does (PID 1 is the keep-alive, no init).
+* **Archive API, diff, commit**: the compatible endpoints behave as Docker's for what
+  `DockerSandbox` uses (the path-stat header, streamed tars; diff leaves out the
+  engine's own mount points). Image names come back fully qualified
+  (`docker.io/envfarm/base:...`).
+
+Rootless Podman (what clusters without Docker allow) differs: its socket is under
+`$XDG_RUNTIME_DIR`; limits need cgroup v2 with the cpu, memory and pids controllers
+delegated to the user (else the constructor refuses); the loop-mounted disk cap and
+the iptables rules need root, so there a start with `disk_mb` is refused (run with
+`disk_mb=None` and a quota on the user's storage instead) and networked starts are
+refused unless `isolate_network=False` (slirp4netns then gives the sandbox outbound
+access with no route to the host's loopback). Cost against Docker, measured side by
+side: benchmarks/results/podman.md.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import docker.errors
+import docker.types
+import docker.utils
+
+import docker
+from sandbox.disk import LoopDisk
+from sandbox.docker_backend import DockerBackend
+from sandbox.docker_sandbox import DockerSandbox
+from sandbox.errors import SandboxError
+from sandbox.netiso import EpisodeNetworks
+from sandbox.types import Limits
+
+_ROOT = os.geteuid() == 0
+_RUNTIME_DIR = "/run" if _ROOT else os.environ.get("XDG_RUNTIME_DIR", f"/tmp/envfarm-{os.getuid()}")
+SOCKET = Path(os.environ.get("ENVFARM_PODMAN_SOCKET", f"{_RUNTIME_DIR}/envfarm-podman.sock"))
+LOG = Path(os.environ.get("ENVFARM_PODMAN_LOG", "/var/log/envfarm-podman.log" if _ROOT
+                          else f"{_RUNTIME_DIR}/envfarm-podman.log"))
+API_VERSION = "1.41"
+"""The Docker API version Podman 4 and 5 serve (and docker-py speaks)."""
+REQUIRED_CONTROLLERS = ("cpu", "memory", "pids")
+_copy_lock = threading.Lock()
+
+
+def connect_podman(socket: Path | str = SOCKET, *, start: bool = True,
+                   timeout_s: float = 120.0) -> docker.DockerClient:
+    """A docker-py client on Podman's Docker-compatible socket, the service started first
+    (`podman system service`) when nothing answers there and `start` is set.
+
+    Raises SandboxError with the fix when Podman is not installed or does not answer."""
+    socket = Path(socket)
+    client = _client(socket, timeout_s)
+    if _answers(client):
+        return client
+    if not start:
+        raise SandboxError(f"no Podman service answers on {socket}; start it with "
+                           f"`podman system service --time=0 unix://{socket}`")
+    _start_service(socket)
+    return client
+
+
+class PodmanBackend(DockerBackend):
+    """Sandboxes on Podman, over its Docker-compatible API (see the module docstring).
+
+    Args:
+        client: a docker-py client on Podman's socket; by default `connect_podman()`.
+        run, isolate_network: as for `DockerBackend`.
+        source: the Docker engine images are copied from; by default the local one if
+            it answers, None for none (images must then be in Podman's store).
+        socket: the service's socket (started there when nothing answers).
+    """
+
+    name = "podman"
+    _disks: ClassVar[dict[int, LoopDisk]] = {}
+
+    def __init__(self, client: docker.DockerClient | None = None, *, run: str | None = None,
+                 isolate_network: bool = True,
+                 source: docker.DockerClient | None | str = "auto",
+                 socket: Path | str = SOCKET) -> None:
+        self.socket = Path(socket)
+        client = client or connect_podman(self.socket)
+        if "podman" not in str(client.version().get("Components", [{}])[0].get("Name", "")).lower():
+            raise SandboxError(f"the engine at {client.api.base_url} is not Podman; use the "
+                               "docker backend for it")
+        super().__init__(client, run=run, isolate_network=isolate_network)
+        self.libpod = _libpod_info(client)
+        _check_cgroups(self.libpod)
+        _check_runtime(client, self.socket)
+        self.disk = PodmanBackend._disks.setdefault(id(client), _PodmanLoopDisk(client))
+        self.networks = _PodmanNetworks(client, self.libpod)
+        self._source = source
+        self._ulimits: list[docker.types.Ulimit] | None = None
+
+    @property
+    def disk_cap_available(self) -> bool:
+        """Whether `Limits.disk_mb` can be enforced (else such starts are refused)."""
+        return self.disk.available
+
+    def start(self, image: str, limits: Limits | None = None, **kwargs: Any) -> DockerSandbox:
+        """As `DockerBackend.start`, after refusing limits Podman cannot enforce here and
+        copying the image from the Docker engine when Podman lacks it (or has an older one)."""
+        limits = limits or Limits()
+        if limits.disk_mb and not self.disk.available:
+            raise SandboxError(f"Podman cannot cap this sandbox's disk here ({self.disk.reason}); "
+                               "run as root with overlay storage, or pass Limits(disk_mb=None) "
+                               "to run uncapped knowingly")
+        if limits.network and self.isolate_network and not self.networks.available:
+            raise SandboxError(f"Podman cannot isolate a networked sandbox here "
+                               f"({self.networks.reason}); use the docker backend, or "
+                               "isolate_network=False for trusted code")
+        self.ensure_image(image)
+        return super().start(image, limits, **kwargs)
+
+    def ensure_image(self, image: str) -> str:
+        """Make `image` present in Podman's store, equal to the Docker engine's image of
+        that name when one answers; returns its Podman id. Raises SandboxError with the
+        fix when neither engine has it."""
+        source = self._docker_source()
+        wanted = _image_id(source, image) if source is not None else None
+        have = _image_id(self.client, image)
+        if wanted is None:
+            if have is None:
+                raise SandboxError(
+                    f"image {image!r} is not in Podman's store"
+                    + (" nor in the Docker engine" if source is not None else
+                       " and no Docker engine answers to copy it from")
+                    + f"; build it with Docker, or load it: docker save {image} | podman load")
+            return have
+        if have != wanted:
+            with _copy_lock:
+                if _image_id(self.client, image) != wanted:
+                    self._copy(source, image, wanted)
+        return wanted
+
+    # -- internals -------------------------------------------------------------
+    def _create(self, image: str, kwargs: dict[str, Any], limits: Limits) -> tuple[Any, bool]:
+        # Rootful Podman raises RLIMIT_NOFILE/NPROC to 1048576/4194304 by default, past
+        # what a root without CAP_SYS_RESOURCE over its own limits may set (crun:
+        # "setrlimit RLIMIT_NOFILE: Operation not permitted"); Docker's containers
+        # inherit the engine's: so do these (the service's own hard limits).
+        if self._ulimits is None:
+            self._ulimits = _ulimits(self.socket)
+        return super()._create(image, {**kwargs, "ulimits": self._ulimits}, limits)
+
+    def _docker_source(self) -> docker.DockerClient | None:
+        if self._source == "auto":
+            self._source = None
+            try:
+                candidate = docker.from_env(timeout=300)
+                version = candidate.version()
+                if "podman" not in str(version.get("Components", [{}])[0].get("Name", "")).lower():
+                    self._source = candidate
+            except Exception:  # noqa: BLE001, S110 — no Docker engine: Podman's store only
+                pass
+        return self._source  # type: ignore[return-value]
+
+    def _copy(self, source: docker.DockerClient, image: str, image_id: str) -> None:
+        """Stream the Docker engine's image into Podman's store and tag it."""
+        try:
+            stream = source.api.get_image(image_id)
+            for _ in self.client.api.load_image(stream):
+                pass
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"cannot copy image {image!r} from Docker to Podman: {exc}; "
+                               f"try: docker save {image} | podman load") from exc
+        if _image_id(self.client, image_id) != image_id:
+            raise SandboxError(f"copying image {image!r} into Podman did not give id "
+                               f"{image_id[:19]}; see {LOG}")
+        if not image.startswith("sha256:") and image != image_id:
+            repo, tag = docker.utils.parse_repository_tag(image)
+            self.client.api.tag(image_id, repo, tag or "latest", force=True)
+
+
+class _PodmanLoopDisk(LoopDisk):
+    """`sandbox.disk.LoopDisk` for Podman's overlay storage: same layer layout as Docker's
+    overlay2, plus a `merged` directory that must exist when the layer is mounted."""
+
+    def attach(self, container: Any, size_mb: int) -> None:
+        super().attach(container, size_mb)
+        upper = container.attrs["GraphDriver"]["Data"]["UpperDir"]
+        merged = Path(upper).parent / "merged"
+        merged.mkdir(mode=0o700, exist_ok=True)
+
+    def _probe(self) -> str:
+        if os.geteuid() != 0:
+            return "not root"
+        for tool in ("mkfs.ext4", "mount"):
+            if shutil.which(tool) is None:
+                return f"{tool} missing"
+        if not Path("/dev/loop-control").exists():
+            return "no loop devices (/dev/loop-control)"
+        if not str(self.client.api.base_url).startswith("http+docker://localhost"):
+            return f"engine not local ({self.client.api.base_url})"
+        try:
+            info = self.client.info()
+        except Exception as exc:  # noqa: BLE001 — any failure: not available
+            return f"engine info: {exc}"
+        if info.get("Driver") != "overlay":
+            return f"storage driver {info.get('Driver')!r} is not overlay"
+        root = Path(info.get("DockerRootDir") or "/var/lib/containers/storage") / "overlay"
+        if not root.is_dir():
+            return f"{root} not visible here (engine in another mount namespace or host)"
+        return ""
+
+
+class _PodmanNetworks(EpisodeNetworks):
+    """`sandbox.netiso` networks on Podman: its CNI firewall chain `CNI-ADMIN` is made to
+    jump to `DOCKER-USER` (created if missing), where netiso's rules live."""
+
+    def __init__(self, client: Any, libpod: dict[str, Any]) -> None:
+        super().__init__(client)
+        self._backend = str(libpod.get("host", {}).get("networkBackend", ""))
+
+    @property
+    def available(self) -> bool:
+        if self._reason is None:
+            reason = self._hook()
+            if reason:
+                self._reason = reason
+        return super().available
+
+    def _hook(self) -> str:
+        if self._backend != "cni":
+            return (f"Podman's network backend is {self._backend or 'unknown'!r}; only CNI "
+                    "has an admin chain ahead of its accept rules")
+        if os.geteuid() != 0 or shutil.which("iptables") is None:
+            return "not root, or iptables missing"
+        for chain in ("DOCKER-USER", "CNI-ADMIN"):
+            if _iptables("-S", chain).returncode != 0 and _iptables("-N", chain).returncode != 0:
+                return f"cannot create the iptables chain {chain}"
+        if _iptables("-C", "CNI-ADMIN", "-j", "DOCKER-USER").returncode != 0:
+            proc = _iptables("-I", "CNI-ADMIN", "1", "-j", "DOCKER-USER")
+            if proc.returncode != 0:
+                return f"cannot hook CNI-ADMIN to DOCKER-USER: {proc.stderr.strip()}"
+        return ""
+
+
+def _ulimits(socket: Path) -> list[docker.types.Ulimit]:
+    """nofile and nproc at the service's own hard limits (Podman lowers its nproc at
+    start-up; a container may not ask for more than the service holds). The service is
+    found by its socket in /proc; not found (another host): this process's limits."""
+    limits = {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+              "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[1]}
+    rows = {"Max open files": "nofile", "Max processes": "nproc"}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"service" not in argv or not any(str(socket).encode() in a for a in argv):
+                continue
+            for line in (proc / "limits").read_text().splitlines():
+                for label, name in rows.items():
+                    if line.startswith(label) and line.split()[-3].isdigit():
+                        limits[name] = int(line.split()[-3])  # the hard limit
+            break
+        except OSError:
+            continue
+    return [docker.types.Ulimit(name=name, soft=hard, hard=hard)
+            for name, hard in limits.items() if hard != resource.RLIM_INFINITY]
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True,
+                          check=False)
+
+
+def _image_id(client: docker.DockerClient, image: str) -> str | None:
+    try:
+        return str(client.api.inspect_image(image)["Id"])
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError as exc:
+        if exc.status_code in (404, 400):  # Podman answers 400 for some malformed names
+            return None
+        raise SandboxError(f"cannot inspect image {image!r}: {exc}") from exc
+    except docker.errors.DockerException as exc:
+        raise SandboxError(f"engine unreachable: {exc}") from exc
+
+
+def wanted_runtime() -> str | None:
+    """The OCI runtime the service must run: `$ENVFARM_PODMAN_RUNTIME`, else runc on a
+    cgroup v1 host (crun refuses hybrid hosts, v1 with a controller on the unified
+    hierarchy, as this VM's hugetlb: "cgroups in hybrid mode not supported"), else
+    Podman's default. The compatible API ignores a container's `Runtime`, so it is the
+    service's `--runtime`."""
+    chosen = os.environ.get("ENVFARM_PODMAN_RUNTIME")
+    if chosen:
+        return chosen
+    if not Path("/sys/fs/cgroup/cgroup.controllers").exists() and shutil.which("runc"):
+        return "runc"
+    return None
+
+
+def _check_runtime(client: docker.DockerClient, socket: Path) -> None:
+    want = wanted_runtime()
+    have = client.info().get("DefaultRuntime")
+    if want and have != want:
+        raise SandboxError(f"the Podman service on {socket} runs {have!r}, this host needs "
+                           f"{want!r} (crun refuses cgroup v1 hybrid hosts); stop that "
+                           f"service (envfarm then starts it as `podman --runtime {want} "
+                           "system service`) or set ENVFARM_PODMAN_RUNTIME")
+
+
+def _libpod_info(client: docker.DockerClient) -> dict[str, Any]:
+    api = client.api
+    res = api._get(f"{api.base_url}/v4.0.0/libpod/info")
+    api._raise_for_status(res)
+    return dict(res.json())
+
+
+def _check_cgroups(libpod: dict[str, Any]) -> None:
+    """Refuse when Podman would ignore cpu, memory, pids or no-swap limits."""
+    host = libpod.get("host", {})
+    have = set(host.get("cgroupControllers") or [])
+    missing = [c for c in REQUIRED_CONTROLLERS if c not in have]
+    rootless = bool(host.get("security", {}).get("rootless"))
+    if missing:
+        raise SandboxError(
+            f"Podman cannot enforce sandbox limits here: cgroup controllers {missing} "
+            f"unavailable ({'rootless' if rootless else 'rootful'}, cgroup "
+            f"{host.get('cgroupVersion')}); rootless Podman needs cgroup v2 with cpu, memory "
+            "and pids delegated to the user; or use the docker backend")
+    swap = int(host.get("swapTotal") or 0)
+    if (host.get("cgroupVersion") == "v1" and swap > 0
+            and not Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()):
+        raise SandboxError("Podman cannot stop sandboxes from swapping past their memory cap "
+                           "(cgroup v1 without swap accounting): boot with swapaccount=1, "
+                           "turn swap off, or use the docker backend")
+
+
+def _client(socket: Path, timeout_s: float) -> docker.DockerClient:
+    # A fixed API version: "auto" would ask the (maybe not yet started) service.
+    return docker.DockerClient(base_url=f"unix://{socket}", version=API_VERSION,
+                               timeout=int(timeout_s))
+
+
+def _answers(client: docker.DockerClient) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001 — not answering, for any reason
+        return False
+
+
+_service: subprocess.Popen[bytes] | None = None
+
+
+def _start_service(socket: Path, wait_s: float = 30.0) -> None:
+    """Start `podman system service` on `socket` (once across processes: a file lock),
+    detached, logging to LOG; wait until it answers."""
+    global _service
+    podman = shutil.which("podman")
+    if podman is None:
+        raise SandboxError("podman is not installed; run `make setup` "
+                           "(scripts/setup.d/podman.sh) or `apt-get install podman`")
+    socket.parent.mkdir(parents=True, exist_ok=True)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    probe = _client(socket, 5)
+    with open(f"{socket}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _answers(probe):
+            return
+        socket.unlink(missing_ok=True)  # a stale socket of a service that died
+        with open(LOG, "ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} envfarm starts podman "
+                      f"system service on {socket}\n".encode())
+            log.flush()
+            runtime = wanted_runtime()
+            _service = subprocess.Popen(
+                [podman, *(["--runtime", runtime] if runtime else []),
+                 "system", "service", "--time=0", f"unix://{socket}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if _answers(probe):
+                return
+            if _service.poll() is not None:
+                break
+            time.sleep(0.1)
+    tail = LOG.read_text(errors="replace").strip().splitlines()[-3:] if LOG.exists() else []
+    raise SandboxError(f"the Podman service did not answer on {socket} in {wait_s:.0f}s "
+                       f"({' | '.join(tail)}); see {LOG}")
