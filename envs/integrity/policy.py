@@ -65,6 +65,8 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from envs.integrity import content
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOME_DIRS = ("/root", "/home/*")
 
@@ -76,7 +78,7 @@ CORE_COMMANDS = frozenset([
     "tee", "timeout", "sleep", "true", "false", "diff", "cmp", "stat", "readlink",
     "realpath", "dirname", "basename", "date", "expr", "seq", "tar", "gzip", "gunzip",
     "base64", "md5sum", "sha256sum", "sha1sum", "touch", "id", "whoami", "which", "mktemp",
-    "install", "nohup", "setsid", "kill", "ps", "bc", "od", "xxd",
+    "install", "nohup", "setsid", "kill", "ps", "bc", "od", "xxd", "ldconfig", "which",
 ])
 """Commands test scripts run: protected in every PATH directory (added, changed, deleted)."""
 
@@ -102,6 +104,7 @@ PROTECTED_FILES = (
     "/etc/profile", "/etc/profile.d", "/etc/bash.bashrc", "/etc/bashrc", "/etc/environment",
     "/etc/zsh", "/etc/ld.so.preload", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
     "/etc/python3*/sitecustomize.py", "/etc/pip.conf", "/etc/xdg/pip", "/etc/uv",
+    "/etc/xdg/uv", "/etc/nsswitch.conf", "/etc/ld.so.nohwcap",
     "/usr/lib/*/libpython*", "/usr/local/lib/libpython*", "/lib*/ld-linux*",
     "/usr/lib*/ld-linux*", "/usr/lib/*/ld-linux*", "/usr/lib/*/libc.so*", "/lib/*/libc.so*",
     *(f"{home}/{name}" for home in HOME_DIRS for name in (
@@ -110,12 +113,12 @@ PROTECTED_FILES = (
 )
 """Start-up files of shells, the loader and the Python tooling (a pattern covers below it)."""
 
-_STDLIB_DIR = re.compile(r"^(/usr(?:/local)?/lib/python3(?:\.\d+)?)(/|$)")
+_STDLIB_DIR = re.compile(r"^(/usr(?:/local)?/lib(?:64)?/python3(?:\.\d+)?)(/|$)")
+_ANY_STDLIB = re.compile(r"/lib(?:64)?/python3\.\d+(/|$)")
+_STDLIB_ZIP = re.compile(r"^python3\d+\.zip$")
+PYTEST_CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml",
+                                 ".pytest.toml"})
 _SITE = re.compile(r"/(site|dist)-packages(/|$)")
-_PYTEST_INI_SECTIONS = re.compile(rb"^\s*\[(pytest|tool:pytest|tool\.pytest[^\]]*)\]", re.MULTILINE)
-_PTH_IMPORT = re.compile(rb"^import[ \t]", re.MULTILINE)
-_PYTEST11 = re.compile(rb"^\s*\[pytest11\]", re.MULTILINE)
-_PYTEST11 = re.compile(rb"^\s*\[pytest11\]", re.MULTILINE)
 
 
 class PathPolicy(BaseModel):
@@ -199,11 +202,13 @@ class ProtectedPaths:
         `read(path)` returns a changed file's content (bounded; None when unreadable) for
         the rules that depend on it (`.pth`, `entry_points.txt`, ini files); without it
         those files count as protected whenever they change."""
+        changes = list(changes)
+        added = {path for kind, path in changes if kind == "A"}
         found: list[Violation] = []
         for kind, path in effective(changes):
             if matches(path, self.task.allowed):
                 continue
-            rule = self._rule(kind, path, read)
+            rule = self._rule(kind, path, read, added) or _loader_rule(kind, path)
             if rule:
                 found.append(Violation(path, kind, rule))
         return found
@@ -213,8 +218,8 @@ class ProtectedPaths:
         return [path for kind, path in changes if kind != "D" and path.endswith(".pyc")
                 and (_STDLIB_DIR.match(path) or _SITE.search(path))]
 
-    def _rule(self, kind: str, path: str, read: Callable[[str], bytes | None] | None
-              ) -> str | None:
+    def _rule(self, kind: str, path: str, read: Callable[[str], bytes | None] | None,
+              added: set[str] = frozenset()) -> str | None:
         if matches(path, self.task.protected):
             return "protected by the task"
         p = PurePosixPath(path)
@@ -237,13 +242,33 @@ class ProtectedPaths:
         stdlib = _STDLIB_DIR.match(path)
         if stdlib and not _SITE.search(path):
             return "Python standard library"
-        return self._python_rule(kind, path, name, parent, read)
+        if _STDLIB_ZIP.match(name):
+            return "Python standard library"  # on sys.path before the stdlib directory
+        if kind != "A" and _ANY_STDLIB.search(path) and not _SITE.search(path):
+            return "Python standard library"  # another interpreter's (conda, uv, pyenv)
+        if parent == "/etc/alternatives" and name in CORE_COMMANDS and kind != "A":
+            return "test toolchain command (its alternatives link)"
+        return self._python_rule(kind, path, name, parent, read, added)
 
     def _python_rule(self, kind: str, path: str, name: str, parent: str,
-                     read: Callable[[str], bytes | None] | None) -> str | None:
+                     read: Callable[[str], bytes | None] | None, added: set[str]) -> str | None:
         in_code_dir = parent in self.code_dirs
-        if name in ("sitecustomize.py", "usercustomize.py") and not in_code_dir:
-            return "Python start-up hook"
+        if kind != "D" and (name.endswith("._pth") or (name == "pyvenv.cfg" and (
+                parent not in added or parent in self.path_dirs or parent == "/usr"))):
+            # `python -m venv DIR` writes DIR/pyvenv.cfg in a folder it creates; one beside
+            # an existing interpreter makes it load its standard library from elsewhere
+            return "Python path configuration (._pth / pyvenv.cfg)"
+        if not path.startswith(self.workdir.rstrip("/") + "/") or self.workdir in self.code_dirs[1:]:
+            hook = next((part for part in PurePosixPath(path).parts
+                         if part.split(".", 1)[0] in ("sitecustomize", "usercustomize")), None)
+            if hook and (hook != name or name.endswith((".py", ".pyc", ".so"))):
+                return "Python start-up hook"
+        if name == "entry_points.txt" and kind != "D" \
+                and _has(read, path, content.declares_pytest_plugin) \
+                and not path.startswith("/tests/"):
+            return "pytest plugin entry point"
+        if name in ("pip.conf", "pip.ini") and kind != "D":
+            return "pip configuration"
         site = _SITE.search(path)
         if site:
             rel = path[site.end():]
@@ -251,15 +276,19 @@ class ProtectedPaths:
             module = top[:-3] if top.endswith(".py") else top.split("-", 1)[0].split(".", 1)[0]
             if module in TOOLCHAIN_PACKAGES or "pytest" in rel.lower():
                 return "test toolchain package"
-            if name.endswith(".pth") and kind != "D" and _has(read, path, _PTH_IMPORT):
+            if name.endswith(".pth") and kind != "D" and _has(read, path, content.pth_runs_code):
                 return ".pth file that runs code"
-            if name == "entry_points.txt" and kind != "D" and _has(read, path, _PYTEST11):
-                return "pytest plugin entry point"
-        if name in ("conftest.py", "pytest.ini", ".pytest.ini") and not path.startswith("/tests/"):
+        if name in PYTEST_CONFIG_NAMES and not path.startswith("/tests/"):
             return "pytest configuration"
-        if name in ("tox.ini", "setup.cfg", "pyproject.toml") and parent in self.ini_dirs \
-                and kind != "D" and _has(read, path, _PYTEST_INI_SECTIONS):
-            return "pytest configuration"
+        if parent in self.ini_dirs and kind != "D":
+            if name in ("tox.ini", "setup.cfg") and _has(read, path, content.ini_configures_pytest):
+                return "pytest configuration"
+            if name == "pyproject.toml":
+                why = _why(read, path, content.pyproject_configures, "unreadable pyproject.toml")
+                if why:
+                    return why
+            if name in ("uv.toml", ".uv.toml") and _has(read, path, content.uv_toml_configures):
+                return "uv configuration that changes what the tests install"
         if kind == "A" and in_code_dir and name.endswith((".py", ".pyc", ".so")) \
                 and name.split(".", 1)[0] in SHADOWABLE:
             return "module shadowing the standard library or test toolchain"
@@ -269,10 +298,53 @@ class ProtectedPaths:
         return None
 
 
-def _has(read: Callable[[str], bytes | None] | None, path: str, pattern: re.Pattern) -> bool:
-    """Whether the changed file's content matches; unreadable content counts as a match."""
-    if read is None:
-        return True
-    data = read(path)
-    return True if data is None else bool(pattern.search(data))
+def _has(read: Callable[[str], bytes | None] | None, path: str,
+         test: Callable[[bytes], bool]) -> bool:
+    """Whether the changed file's content passes `test`; unreadable content does."""
+    data = read(path) if read is not None else None
+    return True if data is None else bool(test(data))
+
+
+def _why(read: Callable[[str], bytes | None] | None, path: str,
+         test: Callable[[bytes], str | None], unreadable: str) -> str | None:
+    data = read(path) if read is not None else None
+    return unreadable if data is None else test(data)
+
+
+_LIB_DIR = re.compile(r"^/(?:usr/(?:local/)?)?lib(?:32|64|x32)?/")
+_SHADOW_LIB_DIR = re.compile(r"^/usr/local/lib(?:32|64|x32)?/|/(?:glibc-hwcaps|tls|haswell)/")
+_LIBRARY = re.compile(r"^(lib[\w+.-]*?)\.so(?:\.[0-9][\w.]*)?$")
+CORE_LIBRARIES = frozenset({
+    "libc", "libm", "libdl", "libpthread", "librt", "libutil", "libresolv", "libcrypt",
+    "libtinfo", "libtinfow", "libncurses", "libncursesw", "libreadline", "libselinux",
+    "libpcre2-8", "libpcre2", "libacl", "libattr", "libcap", "libgcc_s", "libnss_files", "libnss_dns",
+    "libpython3", "libz", "libexpat", "libffi", "libbz2", "liblzma", "libsqlite3",
+    "libuuid", "libmpdec", "libssl", "libcrypto", "libstdc++", "libgmp", "libzstd"})
+"""Libraries the verifier's shell, coreutils and Python load. Changed or removed in a
+loader directory, or added where the loader looks first (`/usr/local/lib`, the hwcaps
+and tls subfolders, once `ldconfig` ran, which the verifier does itself), they run the
+agent's code in every test command (a constructor in a copy that forwards the rest)."""
+
+
+def _loader_rule(kind: str, path: str) -> str | None:
+    """Shared libraries of the toolchain, by name (see `CORE_LIBRARIES`)."""
+    if not _LIB_DIR.match(path):
+        return None
+    name = PurePosixPath(path).name
+    lib = _LIBRARY.match(name)
+    if not lib:
+        return None
+    stem = re.sub(r"-[0-9][\w.]*$", "", lib.group(1))  # libc-2.31.so is libc
+    core = stem in CORE_LIBRARIES or stem.startswith("libpython")
+    if not core:
+        return None
+    if kind != "A" and stem in _SYSTEM_UPGRADED:
+        return None  # apt upgrades these in place (a security update is honest)
+    if kind != "A" or _SHADOW_LIB_DIR.search(path):
+        return "library the test toolchain loads"
+    return None
+
+
+_SYSTEM_UPGRADED = frozenset({"libssl", "libcrypto", "libsqlite3", "libexpat", "libz",
+                              "libzstd", "libstdc++", "libgcc_s"})
 

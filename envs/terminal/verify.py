@@ -16,6 +16,7 @@ The agent was root in its container and is assumed adversarial. In order:
    never followed) and created anew, then the task's tests are uploaded. The script
    runs under `env -i` with the image's configured environment, `HOME`, `LANG`,
    `TEST_DIR=/tests` and the task's `[verifier.env]`, in `bash --noprofile --norc`,
+   after `ldconfig` rebuilt the loader's cache (the agent's cache is never used),
    from the image's working directory, under the task's verifier timeout.
 4. After the run, every process in the verifier container is killed too (the tested
    code may have left a daemon), and the outputs are read through the archive API,
@@ -71,7 +72,12 @@ CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PREPARE = (
     "for p in /tests /logs; do if [ -L \"$p\" ] || { [ -e \"$p\" ] && [ ! -d \"$p\" ]; }; "
     "then rm -f \"$p\"; fi; done; "
-    "rm -rf /tests /logs/verifier && mkdir -p /tests /logs/verifier /logs/agent")
+    "rm -rf /tests /logs/verifier && mkdir -p /tests /logs/verifier /logs/agent && "
+    "{ ! command -v ldconfig >/dev/null 2>&1 || ldconfig 2>/dev/null || true; }")
+"""Fresh verifier paths, and the loader's cache rebuilt from its (protected)
+configuration: a cache the agent wrote could map a library the toolchain loads to
+a file of its own anywhere (`/etc/ld.so.cache` changes under honest installs, so it
+is rebuilt rather than protected)."""
 
 _pristine_lock = threading.Lock()
 _pristine: dict[tuple[str, str], str | None] = {}
