@@ -40,7 +40,9 @@ _BUILD_TOOLS = (
 )
 # Debian's python3-dev only where python3 is Debian's (not python:3.11-slim's /usr/local).
 _DEV = '$([ "$(command -v python3)" = /usr/bin/python3 ] && echo python3-dev python3-venv)'
-_PIP = "python3 -m pip install --upgrade 'pip<25.1' 'setuptools<70' wheel"
+# --ignore-installed: Debian's own pip/wheel (trixie) have no RECORD and cannot be
+# uninstalled; the fresh ones go to /usr/local, ahead on sys.path.
+_PIP = "python3 -m pip install --ignore-installed --upgrade 'pip<25.1' 'setuptools<70' wheel"
 _CHECK = ("python -c 'import sys; v = \"%d.%d\" % sys.version_info[:2]; "
           "assert v == \"{v}\", f\"python is {{v}}, not {v}\"'")
 
