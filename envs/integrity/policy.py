@@ -116,6 +116,7 @@ PROTECTED_FILES = (
 _STDLIB_DIR = re.compile(r"^(/usr(?:/local)?/lib(?:64)?/python3(?:\.\d+)?)(/|$)")
 _ANY_STDLIB = re.compile(r"/lib(?:64)?/python3\.\d+(/|$)")
 _STDLIB_ZIP = re.compile(r"^python3\d+\.zip$")
+_TOOL_CACHE = re.compile(r"^(/root|/home/[^/]+)/\.cache/(uv|pip)(/|$)|^/tmp/(uv-cache|pip-cache)(/|$)")
 PYTEST_CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml",
                                  ".pytest.toml"})
 _SITE = re.compile(r"/(site|dist)-packages(/|$)")
@@ -214,9 +215,25 @@ class ProtectedPaths:
         return found
 
     def bytecode(self, changes: Iterable[tuple[str, str]]) -> list[str]:
-        """Added or changed `.pyc` files under the interpreter's directories (to remove)."""
-        return [path for kind, path in changes if kind != "D" and path.endswith(".pyc")
-                and (_STDLIB_DIR.match(path) or _SITE.search(path))]
+        """Files the verifier removes before the tests: added or changed `.pyc` files under
+        the interpreter's directories, and what the agent put in the package installers'
+        caches (uv, pip). A test script that installs pytest with `uv pip install` or
+        `pip install` takes a cached wheel as it finds it: a cache entry the agent
+        rewrote would install its own pytest. Without them the installer fetches again."""
+        changes = list(changes)
+        added = {path for kind, path in changes if kind == "A"}
+        out = []
+        for kind, path in changes:
+            if kind == "D":
+                continue
+            if path.endswith(".pyc") and (_STDLIB_DIR.match(path) or _SITE.search(path)):
+                out.append(path)
+            elif _TOOL_CACHE.search(path) and not (
+                    str(PurePosixPath(path).parent) in added
+                    and _TOOL_CACHE.search(str(PurePosixPath(path).parent))):
+                # an added entry goes whole ("/" marks it: `rm -rf`), a changed one alone
+                out.append(path + "/" if kind == "A" else path)
+        return out
 
     def _rule(self, kind: str, path: str, read: Callable[[str], bytes | None] | None,
               added: set[str] = frozenset()) -> str | None:

@@ -169,8 +169,9 @@ def run_tests(backend: Any, image: str, task: TerminalTask, *, workdir: str,
                              f"{prepared.output[-300:]}"), {"log_tail": prepared.output[-500:]}
         if remove_pyc:
             sandbox.write_file("/logs/envfarm-pyc.txt", "\n".join(remove_pyc) + "\n")
-            sandbox.exec("while IFS= read -r f; do rm -f -- \"$f\"; done < /logs/envfarm-pyc.txt;"
-                         " rm -f /logs/envfarm-pyc.txt", timeout_s=60)
+            sandbox.exec("while IFS= read -r f; do case \"$f\" in */) rm -rf -- \"$f\";; "
+                         "*) rm -f -- \"$f\";; esac; done < /logs/envfarm-pyc.txt; "
+                         "rm -f /logs/envfarm-pyc.txt", timeout_s=60)
         sandbox.upload_dir(task.tests_dir, "/tests")
         script = "/tests/test.sh"
         if task.format == "tb1":

@@ -32,8 +32,8 @@ def test_honest_work_is_not_tampering():
     read = {f"{SITE}/distutils-precedence.pth": b"/opt/extra\n",
             "/app/pyproject.toml": b"[project]\nname = 'app'\n"}.get
     assert flagged(changes, read=read) == []
-    assert ProtectedPaths("/app").bytecode(changes) == [
-        "/usr/local/lib/python3.11/__pycache__/json.cpython-311.pyc"]
+    assert ProtectedPaths("/app").bytecode(changes) == [  # removed before the tests
+        "/usr/local/lib/python3.11/__pycache__/json.cpython-311.pyc", "/root/.cache/pip/x/"]
 
 
 @pytest.mark.parametrize(("change", "content"), [

@@ -75,3 +75,23 @@ def test_the_interpreter_loader_and_pytest_are_out_of_reach(env, task, attack):
     assert "[exit code: 0]" in seen[0], seen[0]  # the attack itself worked in the sandbox
     assert (reward, info["status"]) == (0.0, "tampered"), info
     assert any(evidence in line for line in info["reward_details"]["tampered"]), info
+
+
+CACHE_TRUSTING_TEST = """#!/bin/bash
+# as a test script that installs its tools takes what the installer's cache holds
+[ -f /root/.cache/uv/tools/env.sh ] && source /root/.cache/uv/tools/env.sh
+cd /app
+python3 -m pytest -q /tests/test_answer.py
+if [ $? -eq 0 ]; then echo 1 > /logs/verifier/reward.txt; else echo 0 > /logs/verifier/reward.txt; fi
+"""
+
+
+def test_what_the_agent_put_in_the_installers_caches_is_gone_before_the_tests(
+        env, tmp_path_factory):
+    task = str(harbor_task(tmp_path_factory.mktemp("cache"), "cache-trusting",
+                           test_sh=CACHE_TRUSTING_TEST))
+    env.reset(options={"task_id": task})
+    poison = ("mkdir -p /root/.cache/uv/tools && "
+              "echo 'python3() { return 0; }' > /root/.cache/uv/tools/env.sh")
+    reward, info, _ = step_until_done(env, [bash(poison), FINISH])
+    assert (reward, info["status"]) == (0.0, "ok"), info
