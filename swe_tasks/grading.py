@@ -19,14 +19,23 @@ Two sources of per-test outcomes, one rule:
 
 SWE-bench test ids are pytest node ids (`tests/test_x.py::TestC::test_f[a-1]`); pytest
 writes each as classname `tests.test_x.TestC` and name `test_f[a-1]`; `junit_key` does that
-same mapping, parametrized ids included.
+same mapping, parametrized ids included. Where SWE-bench's log parser rewrote an id, the
+report's id is matched the same way: a parameter that is an absolute path was cut to its
+last part (`test_f[/test_utils.py]` stands for `test_f[/testbed/tests/test_utils.py]`).
+
+Not every listed id is a test. SWE-bench read its lists from console logs, and lines the
+tests themselves print (pytest's own suite runs inner pytests) became ids: the progress
+marker `[100%]`, or `test_hello.py::test_x` of a file that exists only in an inner run's
+temporary folder. No runner can report such an id; grading leaves them out and says so
+(`GradeReport.not_tests`): `not_a_test` (the marker, by its form) and ids whose file the
+caller found absent from the tree (`absent_files`).
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 PASSED, FAILED, ERROR, SKIPPED, XFAIL, MISSING = (
@@ -37,6 +46,23 @@ PASS_AND_FAIL, FAIL_ONLY = "pass_and_fail", "fail_only"
 EVAL_TYPES = (PASS_AND_FAIL, FAIL_ONLY)
 _RANK = {PASSED: 0, XFAIL: 1, SKIPPED: 2, FAILED: 3, ERROR: 4}
 MAX_REPORT_BYTES = 64 * 1024 * 1024
+_PROGRESS = re.compile(r"^\[\s*\d+%\]$")
+
+
+def not_a_test(test_id: str) -> bool:
+    """Whether `test_id` is a console line's progress marker (`[100%]`), not a test."""
+    return bool(_PROGRESS.match(test_id.strip()))
+
+
+def gradable(test_ids: list[str], absent_files: Collection[str] = ()) -> tuple[list[str],
+                                                                               list[str]]:
+    """(ids to grade, ids that name no test: see the module docstring)."""
+    absent = set(absent_files)
+    keep, dropped = [], []
+    for tid in test_ids:
+        phantom = "::" in tid and tid.split("::", 1)[0] in absent
+        (dropped if phantom or not_a_test(tid) else keep).append(tid)
+    return keep, dropped
 
 
 def junit_key(test_id: str) -> tuple[str, str]:
@@ -94,6 +120,12 @@ def outcomes_for(test_ids: list[str], report: dict[tuple[str, str], str]) -> dic
             result[tid] = report[key]
         elif key[0] == "" and len(by_name.get(key[1], [])) == 1:
             result[tid] = by_name[key[1]][0]  # a bare test name, unique in the report
+        elif _PATH_PARAM.match(key[1]):
+            # SWE-bench's parser cut an absolute-path parameter to its last part.
+            name, last = _PATH_PARAM.match(key[1]).groups()  # type: ignore[union-attr]
+            found = [o for (c, n), o in report.items() if c == key[0]
+                     and n.startswith(name + "[/") and n.endswith("/" + last + "]")]
+            result[tid] = max(found, key=_RANK.__getitem__) if found else MISSING
         elif "[" in key[1] and not key[1].endswith("]"):
             # SWE-bench cut ids at the first space of a parameter ("test_x[a-Missing"):
             # every test it may stand for must pass, so the worst outcome counts.
@@ -102,6 +134,9 @@ def outcomes_for(test_ids: list[str], report: dict[tuple[str, str], str]) -> dic
         else:
             result[tid] = MISSING
     return result
+
+
+_PATH_PARAM = re.compile(r"^(.*?)\[/([^/\]]+)\]$")
 
 
 def log_outcomes_for(test_ids: list[str], statuses: dict[str, str]) -> dict[str, str]:
@@ -137,16 +172,26 @@ class GradeReport:
     exit_code: int | None = None
     reason: str | None = None
     graded_by: str = "junit"
+    not_tests: list[str] = field(default_factory=list)
+    """Listed ids that name no test (module docstring): not graded."""
 
     def as_dict(self) -> dict[str, object]:
         return {"resolved": self.resolved, "FAIL_TO_PASS": self.fail_to_pass,
                 "PASS_TO_PASS": self.pass_to_pass, "exit_code": self.exit_code,
-                "reason": self.reason, "graded_by": self.graded_by}
+                "reason": self.reason, "graded_by": self.graded_by,
+                "not_tests": self.not_tests}
 
 
 def grade(fail_to_pass: list[str], pass_to_pass: list[str], report_xml: str | bytes | None,
-          exit_code: int | None) -> GradeReport:
-    """Decide `resolved` from the JUnit report and the runner's exit code (module docstring)."""
+          exit_code: int | None, absent_files: Collection[str] = ()) -> GradeReport:
+    """Decide `resolved` from the JUnit report and the runner's exit code (module
+    docstring); ids that name no test are left out (`absent_files`: test files the tree
+    does not have)."""
+    fail_to_pass, dropped_f = gradable(fail_to_pass, absent_files)
+    pass_to_pass, dropped_p = gradable(pass_to_pass, absent_files)
+    if not fail_to_pass and dropped_f:
+        return GradeReport(False, exit_code=exit_code, not_tests=dropped_f + dropped_p,
+                           reason="no FAIL_TO_PASS id names a test: nothing shows the fix")
     if report_xml is None:
         return GradeReport(False, exit_code=exit_code,
                            reason=f"the test run wrote no report (exit code {exit_code})")
@@ -158,7 +203,9 @@ def grade(fail_to_pass: list[str], pass_to_pass: list[str], report_xml: str | by
     problem = None
     if exit_code not in (0, 1):
         problem = f"the test runner exited {exit_code} (interrupted, or no tests ran)"
-    return _verdict(f2p, p2p, exit_code, problem, PASSING.__contains__, "junit")
+    verdict = _verdict(f2p, p2p, exit_code, problem, PASSING.__contains__, "junit")
+    verdict.not_tests = dropped_f + dropped_p
+    return verdict
 
 
 def grade_log(fail_to_pass: list[str], pass_to_pass: list[str], statuses: dict[str, str],

@@ -122,3 +122,44 @@ def test_the_report_stream_must_be_pytests_one_document(report):
     assert "not one XML document" in report_problem(forged + raw + b"]]></x></testsuite>"
                                                      b"</testsuites>")
     assert "not one XML document" in report_problem(b"PASSED\n" + raw)
+
+
+PATHS = '''
+import pytest
+
+@pytest.mark.parametrize("path", ["/", __file__, "/etc/invalid/location"])
+def test_unchanged(path):
+    assert path
+
+def test_inner_run_prints(capsys):
+    print("PASSED [100%]")  # what SWE-bench's parser read as the test id `[100%]`
+'''
+
+
+def test_swe_bench_rewritten_ids_and_ids_that_name_no_test(tmp_path):
+    """psf__requests-6028 lists `test_x[/test_utils.py]` for `test_x[/testbed/.../test_utils
+    .py]` (SWE-bench cut absolute-path parameters); pytest-dev__pytest-5262/7521 list the
+    printed `[100%]` and an inner run's `test_capsysbinary.py::test_hello`."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_paths.py").write_text(PATHS)
+    xml = tmp_path / "report.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                    f"--junitxml={xml}", "--rootdir", str(tmp_path), "tests"], cwd=tmp_path,
+                   capture_output=True, check=True)
+    report = xml.read_bytes()
+    f2p = ["tests/test_paths.py::test_unchanged[/test_paths.py]",
+           "tests/test_paths.py::test_unchanged[/location]"]
+    p2p = ["tests/test_paths.py::test_unchanged[/]", "[100%]",
+           "test_capsysbinary.py::test_hello", "tests/test_paths.py::test_inner_run_prints"]
+    verdict = grade(f2p, p2p, report, 0, absent_files=["test_capsysbinary.py"])
+    assert verdict.resolved, verdict.reason
+    assert verdict.fail_to_pass == dict.fromkeys(f2p, "passed")
+    assert verdict.not_tests == ["[100%]", "test_capsysbinary.py::test_hello"]
+    # a file that does exist is graded: its test missing is a failure
+    missing = grade(f2p, p2p, report, 0)
+    assert not missing.resolved and "test_capsysbinary.py::test_hello: missing" in missing.reason
+    # a cut parameter never stands for another test's: no `[/other.py]` here
+    other = grade(["tests/test_paths.py::test_unchanged[/other.py]"], [], report, 0)
+    assert other.fail_to_pass == {"tests/test_paths.py::test_unchanged[/other.py]": "missing"}
+    # ids that name no test cannot be all that shows the fix
+    assert "nothing shows the fix" in grade(["[100%]"], [], report, 0).reason
