@@ -10,16 +10,28 @@ out of sight of git.
 
 A default spec on the base's own Python builds straight on the envfarm base (no Python
 layer): plain packages need no compilers.
+
+Installed as the SWE-bench harness installs: the harness installs the repository at each
+instance's `base_commit` (its per-instance image), so a dependency the code gained after
+the environment commit is there (pytest-dev__pytest-5809's base imports
+`importlib_metadata`, which its environment commit asks for only below Python 3.8). Here
+an instance whose install files (`INSTALL_FILES`) differ from the environment commit's
+gets one thin layer more (`instance_layer_spec`): its tree in /testbed and the spec's
+`pre_install` + `install` run again. Instances whose install files match share the
+environment image, with nothing per instance.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import threading
+from pathlib import Path
 
 from sandbox import ImageBuilder, ImageSpec
 from swe_tasks import git_source
+from swe_tasks.network import HTTPBIN_INSTALL
 from swe_tasks.instance import SWEInstance
 from swe_tasks.pythons import BASE_PYTHON, ensure_python
 from swe_tasks.repo_spec import RepoSpec, spec_for
@@ -58,6 +70,10 @@ def image_name(instance: SWEInstance) -> str:
         key = key.rstrip("/").rsplit("/", 1)[-1]
     raw = f"swe-{key}".lower()
     return re.sub(r"[^a-z0-9_.-]+", "-", raw).strip("-.")[:100]
+
+
+INSTALL_FILES = ("setup.py", "setup.cfg", "pyproject.toml")
+"""Files whose content decides what installing the repository pulls in."""
 
 
 def env_commit(instance: SWEInstance) -> str:
@@ -99,6 +115,8 @@ def install_steps(spec: RepoSpec) -> list[str]:
     steps += [f"cd /testbed && {step}" for step in spec.install]
     if spec.runner == "pytest":
         steps.append("python -c 'import pytest' 2>/dev/null || pip install pytest")
+    if spec.network == "httpbin":
+        steps.append(HTTPBIN_INSTALL)
     return steps
 
 
@@ -122,16 +140,66 @@ def image_spec(instance: SWEInstance, spec: RepoSpec | None = None,
                      env=spec.env, workdir="/testbed")
 
 
+def install_files(git_dir: Path, commit: str) -> str:
+    """`git ls-tree` of `commit`'s install files (modes, blob ids, paths): equal output,
+    equal install."""
+    proc = subprocess.run(["git", "ls-tree", commit, "--", *INSTALL_FILES], cwd=git_dir,
+                          capture_output=True, text=True, check=False, timeout=60)
+    return proc.stdout if proc.returncode == 0 else f"unreadable {commit}"
+
+
+def needs_instance_layer(instance: SWEInstance, git_dir: Path) -> bool:
+    """Whether `instance` installs differently from its environment commit (see the
+    module docstring): its base_commit's install files differ."""
+    base = instance.base_commit
+    return base != env_commit(instance) and (
+        install_files(git_dir, base) != install_files(git_dir, env_commit(instance)))
+
+
+def instance_layer_spec(instance: SWEInstance, spec: RepoSpec, env_image: str) -> ImageSpec:
+    """The thin layer on `env_image` that installs `instance`'s own base_commit."""
+    tree = git_source.archive(git_source.resolve(instance.repo), instance.base_commit)
+    swap = (f"cd /testbed && while IFS= read -r f; do rm -f -- \"$f\"; done < {TRACKED}"
+            f" && tar -xf {_SRC_TAR} --no-same-owner && tar -tf {_SRC_TAR} | grep -v '/$'"
+            f" > {TRACKED} && rm -f {_SRC_TAR}")
+    steps = [swap]
+    if spec.pre_install:
+        steps.append("cd /testbed\n" + "\n".join(spec.pre_install))
+    steps += [f"cd /testbed && {step}" for step in spec.install]
+    name = re.sub(r"[^a-z0-9_.-]+", "-", f"swe-{instance.instance_id}".lower()).strip("-.")
+    return ImageSpec(name=name[:100], base=env_image, files={_SRC_TAR: tree}, steps=steps,
+                     env=spec.env, workdir="/testbed")
+
+
 def ensure_image(instance: SWEInstance, builder: ImageBuilder | None = None,
                  spec: RepoSpec | None = None) -> str:
     """The tag of the instance's environment image, built on first use.
 
-    Raises ImageBuildError (a TaskError: the environment is broken, do not retry; its
-    `log` holds the build log), PythonUnavailable (a TaskError) or SandboxError when the
-    engine fails.
+    The instance's own install layer on top of it where its install files differ from
+    the environment commit's (module docstring). Raises ImageBuildError (a TaskError: the
+    environment is broken, do not retry; its `log` holds the build log),
+    PythonUnavailable (a TaskError) or SandboxError when the engine fails.
     """
     spec = spec or spec_for(instance)
     builder = builder or ImageBuilder()
+    env_tag = ensure_env_image(instance, builder, spec)
+    if not spec.install:
+        return env_tag
+    key = (instance.repo, instance.base_commit, env_tag)
+    with _guard:
+        tag = _known.get(key)
+    if tag is not None and builder.exists(tag):
+        return tag
+    tag = env_tag
+    if needs_instance_layer(instance, git_source.resolve(instance.repo)):
+        tag = builder.ensure(instance_layer_spec(instance, spec, env_tag))
+    with _guard:
+        _known[key] = tag
+    return tag
+
+
+def ensure_env_image(instance: SWEInstance, builder: ImageBuilder, spec: RepoSpec) -> str:
+    """The tag of the environment image (per repo version) `instance` builds on."""
     key = (instance.repo, env_commit(instance), instance.image_key, spec.model_dump_json())
     with _guard:
         tag = _known.get(key)
@@ -143,5 +211,5 @@ def ensure_image(instance: SWEInstance, builder: ImageBuilder | None = None,
     return tag
 
 
-_known: dict[tuple[str, str, str, str], str] = {}
+_known: dict[tuple[str, ...], str] = {}
 _guard = threading.Lock()
