@@ -13,11 +13,19 @@ Done from the host with `nsenter` into the container's network namespace, so the
 sandbox itself never holds CAP_NET_ADMIN. Needs root on the Docker host; elsewhere (or on
 a backend without a host PID) it returns False and the sandbox keeps plain `none`.
 The sandbox layer could offer the same as a start option (`Limits(network="blackhole")`).
+
+`httpbin`: the black hole, plus a local httpbin answering for httpbin.org on loopback
+port 80. Old requests test suites call http://httpbin.org directly (SWE-bench ran them
+with the internet, and lists those tests in PASS_TO_PASS and FAIL_TO_PASS); the image
+carries httpbin in its own virtualenv (`HTTPBIN_VENV`, apart from the packages under
+test, see `swe_tasks.environment`), started as root before the tests. https to
+httpbin.org still fails (no certificate here).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 
@@ -41,8 +49,29 @@ def blackhole(sandbox: Sandbox) -> bool:
     return True
 
 
+HTTPBIN_VENV = "/opt/envfarm/httpbin"
+HTTPBIN_INSTALL = (f"python3 -m venv {HTTPBIN_VENV} && {HTTPBIN_VENV}/bin/pip install -q "
+                   "'httpbin==0.10.2' 'flask<3.1' 'werkzeug<3.1'")
+"""The image step that gives `httpbin` networks their server (its own venv)."""
+_HTTPBIN_START = (
+    "grep -q ' httpbin.org$' /etc/hosts || echo '127.0.0.1 httpbin.org' >> /etc/hosts; "
+    f"(cd / && nohup {HTTPBIN_VENV}/bin/python -m httpbin.core --host 127.0.0.1 --port 80 "
+    "> /tmp/envfarm-httpbin.log 2>&1 < /dev/null &) ; "
+    "for i in $(seq 100); do python3 -c 'import socket; socket.create_connection("
+    "(\"127.0.0.1\", 80), 1)' 2>/dev/null && exit 0; sleep 0.1; done; "
+    "tail -5 /tmp/envfarm-httpbin.log; exit 1")
+
+
+def start_httpbin(sandbox: Sandbox) -> bool:
+    """Start the image's httpbin on 127.0.0.1:80 as httpbin.org. True once it answers."""
+    return sandbox.exec(f"bash -c {shlex.quote(_HTTPBIN_START)}", timeout_s=60).ok
+
+
 def prepare(sandbox: Sandbox, network: str) -> bool:
-    """Give a started sandbox the network a spec asks for (`none` or `blackhole`)."""
+    """Give a started sandbox the network a spec asks for (`none`, `blackhole` or
+    `httpbin`). True when done; False where the black hole cannot be made here."""
+    if network == "httpbin":
+        return blackhole(sandbox) & start_httpbin(sandbox)
     return blackhole(sandbox) if network == "blackhole" else True
 
 

@@ -73,9 +73,10 @@ class RepoSpec(BaseModel):
     test_timeout_s: float = Field(1800.0, gt=0, description="Limit of one test run.")
     env: dict[str, str] = Field(default_factory=dict,
                                 description="Environment of the image build and test runs.")
-    network: Literal["none", "blackhole"] = Field(
+    network: Literal["none", "blackhole", "httpbin"] = Field(
         "blackhole", description="`none`: connects fail at once (no route); `blackhole`: they "
-        "time out and names fail to resolve at once, as offline harness runs assume.")
+        "time out and names fail to resolve at once, as offline harness runs assume; "
+        "`httpbin`: the black hole, with a local httpbin as httpbin.org (swe_tasks.network).")
     network_tests: list[str] = Field(
         default_factory=list,
         description="Test ids (or id prefixes) that need the internet and fail here.")
