@@ -26,9 +26,9 @@ SWE-bench files in `../shared/data/swebench` and of the bundled example passes
 (tests/swe_tasks/test_patch_scan.py).
 
 Residual risk (what this cannot rule out):
-- It is a pattern match, not an analysis. Obfuscated code that builds names at run time
-  (`getattr(__import__("_py" + "test"), ...)` split over lines, names decoded from data
-  files, a pickle loaded by innocent-looking code) evades it.
+- It is a pattern match, not an analysis. Names assembled from string pieces on one line
+  (joined or reversed) are caught (`assembled_names`); names built across lines, decoded
+  from data files, or a pickle loaded by innocent-looking code evade it.
 - Binary files are not read (compiled modules and `.pyc` never reach the verifier:
   `swe_tasks.workspace` drops them; other binaries are data).
 - For pytest-dev/pytest itself the code under test IS the test runner: a change to
@@ -145,6 +145,28 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+ASSEMBLED = re.compile(r"_pytest|pytest_|TestReport|CollectReport|LogXML|junit|outcome|"
+                       r"wasxfail|__builtins__|builtins|atexit|PYTEST_|ctypes|faulthandler|"
+                       r"meta_path|settrace|_getframe|__subclasses__|_exit", re.IGNORECASE)
+"""Names that rules above look for, checked again in what a line's string literals spell
+once joined (`"_py" + "test"`, `"out" "come"`) or reversed (`"tset_yp_"[::-1]`): a name
+assembled at run time is the usual way around a pattern match."""
+_LITERAL = re.compile(r"""(?:[rRbBuUfF]{0,2})(['"])((?:\\.|(?!\1).)*)\1""")
+
+
+def assembled_names(text: str) -> str | None:
+    """The suspicious name that `text`'s string literals spell only together, if any."""
+    pieces = [m.group(2) for m in _LITERAL.finditer(text)]
+    if len(pieces) < 2 and "[::-1]" not in text:
+        return None
+    alone = [p for p in pieces if ASSEMBLED.search(p)]
+    for joined in ("".join(pieces), "".join(pieces)[::-1], "".join(p[::-1] for p in pieces)):
+        hit = ASSEMBLED.search(joined)
+        if hit and not alone:
+            return hit.group(0)
+    return None
+
+
 @dataclass(frozen=True)
 class Finding:
     """One added line that trips a rule."""
@@ -194,6 +216,10 @@ def scan_added(path: str, lines: Iterable[str]) -> list[Finding]:
                 continue
             if rule.pattern.search(text):
                 findings.append(Finding(path, rule.name, rule.why, line.strip()))
+        name = assembled_names(text) if code and not internal else None
+        if name:
+            findings.append(Finding(path, "assembled-name", f"spells {name!r} from pieces at "
+                                    "run time (a name the other rules look for)", line.strip()))
     return findings
 
 

@@ -9,13 +9,16 @@ passed, gated on behaviour: when the task has checks that interact with the page
 then expect something (`Check.exercises_behaviour`), the reward is 0 unless at least
 half of their weight passes. A page that only shows the initial state (or loads cleanly
 and does nothing) passes the render checks but none of these, and scores 0. What the
-page does is scored; only a runner that produced no result (the browser would not
-start, the container died) is an `infra_error`.
+page does is scored. A runner that produced no result is blamed by a control run on a
+blank page: the page's doing (it hung the renderer, ate the memory) is `agent_fault`
+(reward 0, kept: otherwise a policy learns to hang the browser instead of scoring 0);
+only a browser that fails the blank page too is an `infra_error`.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -25,10 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from envs.core import VerifierResult
 from envs.webdev.tasks import BUILTIN_CHECKS, WebDevTask
 from sandbox import Limits
+from sandbox.errors import AgentCaused
 
 RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_text()
 _DIR = "/opt/envfarm-webdev"
 _OUT = "/tmp/webdev-out"
+CONTROL_PAGE = "<!doctype html><html><body><p>envfarm control page</p></body></html>\n"
 BUILTIN_WEIGHTS = {"loads": 1.0, "no_uncaught_errors": 1.0, "no_console_errors": 1.0,
                    "fits_viewport": 1.0}
 """Default weights of the built-in checks (the runner keeps the same table)."""
@@ -72,15 +77,37 @@ class BrowserVerifier:
         started = time.monotonic()
         if workspace_dir is None or not (Path(workspace_dir) / task.entry).is_file():
             return self._no_page(task, artifacts_dir, started)  # no browser needed to say so
+        spec = {**task.runner_spec(), "video": cfg.video}
+        run, peak, container_s = self._run(spec, workspace_dir, artifacts_dir)
+        result_file = artifacts_dir / "result.json"
+        if not result_file.is_file():
+            why = "timed out" if run.timed_out else f"exited {run.exit_code}"
+            last = run.output.strip().splitlines()[-1:] or ""
+            self._blame_the_page(task, why)
+            return VerifierResult(0.0, {"runner_output": run.output[-4000:]}, "infra_error",
+                                  f"the browser check runner {why} without a result: {last}")
+        result = json.loads(result_file.read_text())
+        reward, details = score(result, artifacts_dir, container_s, time.monotonic() - started,
+                                behaviour=behaviour_checks(task))
+        details["memory_peak_mb"] = round(int(peak) / 2**20, 1) if peak.isdigit() else None
+        return VerifierResult(reward, details)
+
+    def _run(self, spec: dict[str, Any], workspace_dir: Path,
+             artifacts_dir: Path) -> tuple[Any, str, float]:
+        """Run the runner on `workspace_dir` in a fresh container; (the exec's result, the
+        memory peak as read, seconds to start the container). Artifacts land in
+        `artifacts_dir`."""
+        cfg = self.config
+        started = time.monotonic()
         limits = Limits(cpus=cfg.cpus, memory_mb=cfg.memory_mb, pids=cfg.pids, network=False,
                         timeout_s=cfg.timeout_s, output_limit_bytes=16_000)
         with self.backend.start(self.image, limits, workdir="/",
                                 labels={"envfarm.role": "webdev-verifier"}) as sb:
             container_s = time.monotonic() - started
             sb.exec(f"mkdir -p /workspace {_DIR} {_OUT}")
-            if workspace_dir is not None and any(Path(workspace_dir).iterdir()):
+            if any(Path(workspace_dir).iterdir()):
                 sb.upload_dir(workspace_dir, "/workspace")
-            spec = {**task.runner_spec(), "workspace": "/workspace", "video": cfg.video,
+            spec = {**spec, "workspace": "/workspace",
                     "action_timeout_ms": cfg.action_timeout_ms,
                     "expect_timeout_ms": cfg.expect_timeout_ms}
             sb.write_file(f"{_DIR}/runner.py", RUNNER_SOURCE)
@@ -95,17 +122,25 @@ class BrowserVerifier:
                 sb.download_dir(_OUT, artifacts_dir)
             except FileNotFoundError:
                 pass
-        result_file = artifacts_dir / "result.json"
-        if not result_file.is_file():
-            why = "timed out" if run.timed_out else f"exited {run.exit_code}"
-            return VerifierResult(0.0, {"runner_output": run.output[-4000:]}, "infra_error",
-                                  f"the browser check runner {why} without a result: "
-                                  f"{run.output.strip().splitlines()[-1:] or ''}")
-        result = json.loads(result_file.read_text())
-        reward, details = score(result, artifacts_dir, container_s, time.monotonic() - started,
-                                behaviour=behaviour_checks(task))
-        details["memory_peak_mb"] = round(int(peak) / 2**20, 1) if peak.isdigit() else None
-        return VerifierResult(reward, details)
+        return run, peak, container_s
+
+    def _blame_the_page(self, task: WebDevTask, why: str) -> None:
+        """The runner gave no result on the agent's page: run it on a blank control page
+        (same image, limits and viewport, no task checks). When the control gives a
+        result, the agent's page broke the runner (a script that hangs the renderer after
+        load, eats the memory cap, kills the browser): `AgentCaused` (agent_fault, reward
+        0, kept); otherwise the browser itself is broken and the infra_error stands."""
+        with tempfile.TemporaryDirectory(prefix="webdev-control-") as tmp:
+            page, out = Path(tmp) / "page", Path(tmp) / "out"
+            page.mkdir()
+            (page / task.entry).parent.mkdir(parents=True, exist_ok=True)
+            (page / task.entry).write_text(CONTROL_PAGE)
+            spec = {**task.runner_spec(), "checks": [], "layout_in_viewport": [],
+                    "video": "none"}
+            self._run(spec, page, out)
+            if (out / "result.json").is_file():
+                raise AgentCaused(f"the browser check runner {why} without a result on this "
+                                  "page, but gives one on a blank page: the page broke it")
 
     @staticmethod
     def _no_page(task: WebDevTask, artifacts_dir: Path, started: float) -> VerifierResult:
