@@ -57,7 +57,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import resource
+import shlex
 import shutil
 import subprocess
 import threading
@@ -73,8 +75,8 @@ import docker
 from sandbox.disk import LoopDisk
 from sandbox.docker_backend import DockerBackend
 from sandbox.docker_sandbox import DockerSandbox
-from sandbox.errors import SandboxError
-from sandbox.netiso import EpisodeNetworks
+from sandbox.errors import ContainerDied, SandboxError
+from sandbox.netiso import BRIDGE_PREFIX, NET_PREFIX, EpisodeNetworks
 from sandbox.types import Limits
 
 _ROOT = os.geteuid() == 0
@@ -155,7 +157,22 @@ class PodmanBackend(DockerBackend):
                                f"({self.networks.reason}); use the docker backend, or "
                                "isolate_network=False for trusted code")
         self.ensure_image(image)
-        return super().start(image, limits, **kwargs)
+        start_shell = kwargs.pop("start_shell", True)
+        sandbox = super().start(image, limits, start_shell=False, **kwargs)
+        if start_shell:
+            try:
+                try:
+                    sandbox.start_shell()
+                except ContainerDied:
+                    raise
+                except SandboxError:
+                    # Podman under load can lose an exec's attach ("timed out waiting for
+                    # file .../exit" in its log): the shell never answers. Once more.
+                    sandbox.start_shell()
+            except BaseException:
+                sandbox.close()
+                raise
+        return sandbox
 
     def ensure_image(self, image: str) -> str:
         """Make `image` present in Podman's store, equal to the Docker engine's image of
@@ -265,6 +282,21 @@ class _PodmanNetworks(EpisodeNetworks):
                 self._reason = reason
         return super().available
 
+    def remove(self, name: str) -> None:
+        """As netiso's, and the per-bridge rules CNI's firewall plugin leaves behind
+        (`CNI-ISOLATION-STAGE-1/2`, kept after the bridge is gone)."""
+        try:
+            super().remove(name)
+        finally:
+            _delete_cni_rules({BRIDGE_PREFIX + name[len(NET_PREFIX):]})
+
+    def gc(self) -> list[str]:
+        removed = super().gc()
+        live = {BRIDGE_PREFIX + n["Name"][len(NET_PREFIX):] for n in
+                self.client.api.networks(filters={"label": "envfarm.network=episode"})}
+        _delete_cni_rules(set(_cni_rule_bridges()) - live)
+        return removed
+
     def _hook(self) -> str:
         if self._backend != "cni":
             return (f"Podman's network backend is {self._backend or 'unknown'!r}; only CNI "
@@ -279,6 +311,30 @@ class _PodmanNetworks(EpisodeNetworks):
             if proc.returncode != 0:
                 return f"cannot hook CNI-ADMIN to DOCKER-USER: {proc.stderr.strip()}"
         return ""
+
+
+_CNI_CHAINS = ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2")
+
+
+def _cni_rule_lines() -> list[str]:
+    if shutil.which("iptables") is None:
+        return []
+    return [line for chain in _CNI_CHAINS for line in _iptables("-S", chain).stdout.splitlines()
+            if line.startswith("-A ")]
+
+
+def _cni_rule_bridges() -> set[str]:
+    return {m.group(1) for line in _cni_rule_lines()
+            if (m := re.search(rf"-[io] ({BRIDGE_PREFIX}[0-9a-f]+) ", line))}
+
+
+def _delete_cni_rules(bridges: set[str]) -> None:
+    """Delete CNI's isolation rules that name one of `bridges` (as listed now)."""
+    if not bridges:
+        return
+    for line in _cni_rule_lines():
+        if any(f" {bridge} " in f"{line} " for bridge in bridges):
+            _iptables("-D", *shlex.split(line)[1:])
 
 
 def _ulimits(socket: Path) -> list[docker.types.Ulimit]:

@@ -160,7 +160,7 @@ def test_removal_leaves_nothing(podman, base_image):
     assert network not in {n["Name"] for n in podman.client.api.networks()}
     assert network[len("envfarm-net-"):] not in subprocess.run(
         ["iptables", "-S"], capture_output=True, text=True, check=False).stdout
-    assert not podman.client.api.containers(all=True, filters={"label": f"envfarm.run={podman.run}"})
+    assert box.id not in {c["Id"] for c in podman.client.api.containers(all=True)}
 
 
 def _host_address() -> str:
