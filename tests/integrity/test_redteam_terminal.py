@@ -95,3 +95,38 @@ def test_what_the_agent_put_in_the_installers_caches_is_gone_before_the_tests(
               "echo 'python3() { return 0; }' > /root/.cache/uv/tools/env.sh")
     reward, info, _ = step_until_done(env, [bash(poison), FINISH])
     assert (reward, info["status"]) == (0.0, "ok"), info
+
+
+SKIPPING_SOLUTION = ("import unittest\\n"
+                     "def answer():\\n    raise unittest.SkipTest(\"not today\")\\n")
+
+
+def test_a_skip_raised_by_the_solution_is_not_a_pass(env, tmp_path_factory):
+    """Terminal-Bench 1: the solution, imported by the tests, skips the test it would fail;
+    the other test passes. Skipped counted as seen: 1.0. Now only a PASS counts (or a
+    skip the task's own source allows)."""
+    from tests.integrity.terminal_tasks import tb1_task
+
+    task = str(tb1_task(tmp_path_factory.mktemp("skip")))
+    env.reset(options={"task_id": task})
+    reward, info, _ = step_until_done(env, [
+        bash(f"printf '{SKIPPING_SOLUTION}' > /app/solution.py"), FINISH])
+    assert (reward, info["status"]) == (0.0, "ok"), info
+    assert "were skipped" in info["reward_details"]["reason"], info
+
+
+PARTIAL_CREDIT_TEST = """#!/bin/bash
+python3 -c "import pathlib; p = pathlib.Path('/app/answer.txt'); \\
+print(min(float(p.read_text()) / 42, 1.0) if p.exists() else 0.0)" > /logs/verifier/reward.txt
+"""
+
+
+def test_a_reward_that_is_not_a_finite_number_is_the_agents_fault(env, tmp_path_factory):
+    """A task that gives partial credit from the agent's output: `nan` passed through as
+    the reward (a NaN in a trainer's batch, status ok)."""
+    task = str(harbor_task(tmp_path_factory.mktemp("partial"), "partial-credit",
+                           test_sh=PARTIAL_CREDIT_TEST))
+    env.reset(options={"task_id": task})
+    reward, info, _ = step_until_done(env, [bash("echo nan > /app/answer.txt"), FINISH])
+    assert (reward, info["status"]) == (0.0, "agent_fault"), info
+    assert "not a finite number" in info["error"]
