@@ -14,12 +14,13 @@ sandbox itself never holds CAP_NET_ADMIN. Needs root on the Docker host; elsewhe
 a backend without a host PID) it returns False and the sandbox keeps plain `none`.
 The sandbox layer could offer the same as a start option (`Limits(network="blackhole")`).
 
-`httpbin`: the black hole, plus a local httpbin answering for httpbin.org on loopback
-port 80. Old requests test suites call http://httpbin.org directly (SWE-bench ran them
+`httpbin`: the black hole, plus a local httpbin answering for http://httpbin.org on
+loopback port 80. Old requests test suites call httpbin.org directly (SWE-bench ran them
 with the internet, and lists those tests in PASS_TO_PASS and FAIL_TO_PASS); the image
 carries httpbin in its own virtualenv (`HTTPBIN_VENV`, apart from the packages under
-test, see `swe_tasks.environment`), started as root before the tests. https to
-httpbin.org still fails (no certificate here).
+test, see `swe_tasks.environment`), started as root before the tests. https to it fails:
+those suites verify with the repository's own 2013 CA bundle, which no local certificate
+can join (such tests are the spec's `network_tests`).
 """
 
 from __future__ import annotations
