@@ -36,12 +36,24 @@ unbounded: a limit that cannot be enforced makes `start` refuse with the reason)
   `DOCKER-USER`, created when no Docker engine made it. Podman's netavark backend has
   no such chain: there networked starts are refused (fail closed), unless the backend
   is told `isolate_network=False` (Podman's default bridge, trusted code only).
+* **OCI runtime.** The compatible API ignores a container's `Runtime`: the service
+  runs with `--runtime runc` on cgroup v1 hosts (Debian's crun 1.8 refuses hybrid
+  hierarchies, as this VM's); a service already running another runtime is refused.
+* **rlimits.** Rootful Podman asks for nofile 1048576 and nproc 4194304, which the
+  runtime cannot set where root may not raise its own hard limits (this VM: "setrlimit
+  RLIMIT_NOFILE: Operation not permitted"); sandboxes get the service's own hard
+  limits, as Docker's inherit dockerd's.
 * **Labels, `init`, stop signal, capabilities, no-new-privileges, network none**: the
   compatible API takes them as Docker does (PID 1 is the keep-alive, no init).
-* **Archive API, diff, commit**: the compatible endpoints behave as Docker's for what
-  `DockerSandbox` uses (the path-stat header, streamed tars; diff leaves out the
-  engine's own mount points). Image names come back fully qualified
-  (`docker.io/envfarm/base:...`).
+* **Exec, archive API, diff, commit** behave as Docker's for what `DockerSandbox` uses,
+  with three quirks: under heavy load Podman 4.3 may lose an exec's attach (its log:
+  "timed out waiting for file .../exit"), so the shell's start is retried once; the
+  archive stat header names every path its own `linkTarget`, so a read follows it to
+  the depth limit (correct, slower: benchmarks/results/podman.md); diff lists `/etc`
+  as changed (Podman's mount points for hosts and resolv.conf live in the writable
+  layer; the files themselves are left out). CNI's per-bridge isolation rules outlive
+  their bridge: they are removed with the network. Image names come back fully
+  qualified (`docker.io/envfarm/base:...`).
 
 Rootless Podman (what clusters without Docker allow) differs: its socket is under
 `$XDG_RUNTIME_DIR`; limits need cgroup v2 with the cpu, memory and pids controllers
@@ -55,56 +67,39 @@ side: benchmarks/results/podman.md.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import resource
 import shlex
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import docker
 import docker.errors
 import docker.types
 import docker.utils
 
-import docker
 from sandbox.disk import LoopDisk
 from sandbox.docker_backend import DockerBackend
 from sandbox.docker_sandbox import DockerSandbox
 from sandbox.errors import ContainerDied, SandboxError
 from sandbox.netiso import BRIDGE_PREFIX, NET_PREFIX, EpisodeNetworks
+from sandbox.podman_service import (
+    LOG,
+    SOCKET,
+    check_runtime,
+    connect_podman,
+    libpod_info,
+    service_ulimits,
+)
 from sandbox.types import Limits
 
-_ROOT = os.geteuid() == 0
-_RUNTIME_DIR = "/run" if _ROOT else os.environ.get("XDG_RUNTIME_DIR", f"/tmp/envfarm-{os.getuid()}")
-SOCKET = Path(os.environ.get("ENVFARM_PODMAN_SOCKET", f"{_RUNTIME_DIR}/envfarm-podman.sock"))
-LOG = Path(os.environ.get("ENVFARM_PODMAN_LOG", "/var/log/envfarm-podman.log" if _ROOT
-                          else f"{_RUNTIME_DIR}/envfarm-podman.log"))
-API_VERSION = "1.41"
-"""The Docker API version Podman 4 and 5 serve (and docker-py speaks)."""
+__all__ = ["LOG", "SOCKET", "PodmanBackend", "connect_podman"]
+
 REQUIRED_CONTROLLERS = ("cpu", "memory", "pids")
 _copy_lock = threading.Lock()
-
-
-def connect_podman(socket: Path | str = SOCKET, *, start: bool = True,
-                   timeout_s: float = 120.0) -> docker.DockerClient:
-    """A docker-py client on Podman's Docker-compatible socket, the service started first
-    (`podman system service`) when nothing answers there and `start` is set.
-
-    Raises SandboxError with the fix when Podman is not installed or does not answer."""
-    socket = Path(socket)
-    client = _client(socket, timeout_s)
-    if _answers(client):
-        return client
-    if not start:
-        raise SandboxError(f"no Podman service answers on {socket}; start it with "
-                           f"`podman system service --time=0 unix://{socket}`")
-    _start_service(socket)
-    return client
 
 
 class PodmanBackend(DockerBackend):
@@ -131,9 +126,9 @@ class PodmanBackend(DockerBackend):
             raise SandboxError(f"the engine at {client.api.base_url} is not Podman; use the "
                                "docker backend for it")
         super().__init__(client, run=run, isolate_network=isolate_network)
-        self.libpod = _libpod_info(client)
+        self.libpod = libpod_info(client)
         _check_cgroups(self.libpod)
-        _check_runtime(client, self.socket)
+        check_runtime(client, self.socket)
         self.disk = PodmanBackend._disks.setdefault(id(client), _PodmanLoopDisk(client))
         self.networks = _PodmanNetworks(client, self.libpod)
         self._source = source
@@ -202,7 +197,7 @@ class PodmanBackend(DockerBackend):
         # "setrlimit RLIMIT_NOFILE: Operation not permitted"); Docker's containers
         # inherit the engine's: so do these (the service's own hard limits).
         if self._ulimits is None:
-            self._ulimits = _ulimits(self.socket)
+            self._ulimits = service_ulimits(self.socket)
         return super()._create(image, {**kwargs, "ulimits": self._ulimits}, limits)
 
     def _docker_source(self) -> docker.DockerClient | None:
@@ -337,29 +332,6 @@ def _delete_cni_rules(bridges: set[str]) -> None:
             _iptables("-D", *shlex.split(line)[1:])
 
 
-def _ulimits(socket: Path) -> list[docker.types.Ulimit]:
-    """nofile and nproc at the service's own hard limits (Podman lowers its nproc at
-    start-up; a container may not ask for more than the service holds). The service is
-    found by its socket in /proc; not found (another host): this process's limits."""
-    limits = {"nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[1],
-              "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[1]}
-    rows = {"Max open files": "nofile", "Max processes": "nproc"}
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"service" not in argv or not any(str(socket).encode() in a for a in argv):
-                continue
-            for line in (proc / "limits").read_text().splitlines():
-                for label, name in rows.items():
-                    if line.startswith(label) and line.split()[-3].isdigit():
-                        limits[name] = int(line.split()[-3])  # the hard limit
-            break
-        except OSError:
-            continue
-    return [docker.types.Ulimit(name=name, soft=hard, hard=hard)
-            for name, hard in limits.items() if hard != resource.RLIM_INFINITY]
-
-
 def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True,
                           check=False)
@@ -376,37 +348,6 @@ def _image_id(client: docker.DockerClient, image: str) -> str | None:
         raise SandboxError(f"cannot inspect image {image!r}: {exc}") from exc
     except docker.errors.DockerException as exc:
         raise SandboxError(f"engine unreachable: {exc}") from exc
-
-
-def wanted_runtime() -> str | None:
-    """The OCI runtime the service must run: `$ENVFARM_PODMAN_RUNTIME`, else runc on a
-    cgroup v1 host (crun refuses hybrid hosts, v1 with a controller on the unified
-    hierarchy, as this VM's hugetlb: "cgroups in hybrid mode not supported"), else
-    Podman's default. The compatible API ignores a container's `Runtime`, so it is the
-    service's `--runtime`."""
-    chosen = os.environ.get("ENVFARM_PODMAN_RUNTIME")
-    if chosen:
-        return chosen
-    if not Path("/sys/fs/cgroup/cgroup.controllers").exists() and shutil.which("runc"):
-        return "runc"
-    return None
-
-
-def _check_runtime(client: docker.DockerClient, socket: Path) -> None:
-    want = wanted_runtime()
-    have = client.info().get("DefaultRuntime")
-    if want and have != want:
-        raise SandboxError(f"the Podman service on {socket} runs {have!r}, this host needs "
-                           f"{want!r} (crun refuses cgroup v1 hybrid hosts); stop that "
-                           f"service (envfarm then starts it as `podman --runtime {want} "
-                           "system service`) or set ENVFARM_PODMAN_RUNTIME")
-
-
-def _libpod_info(client: docker.DockerClient) -> dict[str, Any]:
-    api = client.api
-    res = api._get(f"{api.base_url}/v4.0.0/libpod/info")
-    api._raise_for_status(res)
-    return dict(res.json())
 
 
 def _check_cgroups(libpod: dict[str, Any]) -> None:
@@ -427,57 +368,3 @@ def _check_cgroups(libpod: dict[str, Any]) -> None:
         raise SandboxError("Podman cannot stop sandboxes from swapping past their memory cap "
                            "(cgroup v1 without swap accounting): boot with swapaccount=1, "
                            "turn swap off, or use the docker backend")
-
-
-def _client(socket: Path, timeout_s: float) -> docker.DockerClient:
-    # A fixed API version: "auto" would ask the (maybe not yet started) service.
-    return docker.DockerClient(base_url=f"unix://{socket}", version=API_VERSION,
-                               timeout=int(timeout_s))
-
-
-def _answers(client: docker.DockerClient) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:  # noqa: BLE001 — not answering, for any reason
-        return False
-
-
-_service: subprocess.Popen[bytes] | None = None
-
-
-def _start_service(socket: Path, wait_s: float = 30.0) -> None:
-    """Start `podman system service` on `socket` (once across processes: a file lock),
-    detached, logging to LOG; wait until it answers."""
-    global _service
-    podman = shutil.which("podman")
-    if podman is None:
-        raise SandboxError("podman is not installed; run `make setup` "
-                           "(scripts/setup.d/podman.sh) or `apt-get install podman`")
-    socket.parent.mkdir(parents=True, exist_ok=True)
-    LOG.parent.mkdir(parents=True, exist_ok=True)
-    probe = _client(socket, 5)
-    with open(f"{socket}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _answers(probe):
-            return
-        socket.unlink(missing_ok=True)  # a stale socket of a service that died
-        with open(LOG, "ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} envfarm starts podman "
-                      f"system service on {socket}\n".encode())
-            log.flush()
-            runtime = wanted_runtime()
-            _service = subprocess.Popen(
-                [podman, *(["--runtime", runtime] if runtime else []),
-                 "system", "service", "--time=0", f"unix://{socket}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if _answers(probe):
-                return
-            if _service.poll() is not None:
-                break
-            time.sleep(0.1)
-    tail = LOG.read_text(errors="replace").strip().splitlines()[-3:] if LOG.exists() else []
-    raise SandboxError(f"the Podman service did not answer on {socket} in {wait_s:.0f}s "
-                       f"({' | '.join(tail)}); see {LOG}")

@@ -190,16 +190,16 @@ def test_a_networked_sandbox_cannot_reach_the_host(podman, base_image):
 
 
 def test_the_service_starts_on_demand_with_its_log(podman):
-    from sandbox import podman_backend
+    from sandbox import podman_service as service_module
 
     sock = Path(f"/run/envfarm-podman-test-{uuid.uuid4().hex[:8]}.sock")
     try:
-        client = podman_backend.connect_podman(sock)
+        client = service_module.connect_podman(sock)
         assert client.ping() and sock.is_socket()
-        assert f"system service on {sock}" in podman_backend.LOG.read_text()
-        assert client.info()["DefaultRuntime"] == (podman_backend.wanted_runtime() or "crun")
+        assert f"system service on {sock}" in service_module.LOG.read_text()
+        assert client.info()["DefaultRuntime"] == (service_module.wanted_runtime() or "crun")
     finally:
-        service = podman_backend._service
+        service = service_module._service
         if service is not None and str(sock) in " ".join(map(str, service.args)):
             service.terminate()
             service.wait(10)
