@@ -29,6 +29,11 @@ marker `[100%]`, or `test_hello.py::test_x` of a file that exists only in an inn
 temporary folder. No runner can report such an id; grading leaves them out and says so
 (`GradeReport.not_tests`): `not_a_test` (the marker, by its form) and ids whose file the
 caller found absent from the tree (`absent_files`).
+
+Where envfarm deliberately differs from the harness: tests run with no internet, and
+PASS_TO_PASS tests the spec names as needing it (`RepoSpec.network_tests`, id prefixes)
+fail here whatever the patch, so they are not graded (`GradeReport.needs_internet`). A
+FAIL_TO_PASS test is always graded: an instance whose fix shows only online stays invalid.
 """
 
 from __future__ import annotations
@@ -63,6 +68,14 @@ def gradable(test_ids: list[str], absent_files: Collection[str] = ()) -> tuple[l
         phantom = "::" in tid and tid.split("::", 1)[0] in absent
         (dropped if phantom or not_a_test(tid) else keep).append(tid)
     return keep, dropped
+
+
+def offline(test_ids: list[str], network_tests: Collection[str]) -> tuple[list[str],
+                                                                          list[str]]:
+    """(ids to grade, ids that need the internet): `network_tests` are id prefixes."""
+    prefixes = tuple(network_tests)
+    keep = [t for t in test_ids if not (prefixes and t.startswith(prefixes))]
+    return keep, [t for t in test_ids if prefixes and t.startswith(prefixes)]
 
 
 def junit_key(test_id: str) -> tuple[str, str]:
@@ -174,21 +187,25 @@ class GradeReport:
     graded_by: str = "junit"
     not_tests: list[str] = field(default_factory=list)
     """Listed ids that name no test (module docstring): not graded."""
+    needs_internet: list[str] = field(default_factory=list)
+    """PASS_TO_PASS ids the spec says need the internet (module docstring): not graded."""
 
     def as_dict(self) -> dict[str, object]:
         return {"resolved": self.resolved, "FAIL_TO_PASS": self.fail_to_pass,
                 "PASS_TO_PASS": self.pass_to_pass, "exit_code": self.exit_code,
                 "reason": self.reason, "graded_by": self.graded_by,
-                "not_tests": self.not_tests}
+                "not_tests": self.not_tests, "needs_internet": self.needs_internet}
 
 
 def grade(fail_to_pass: list[str], pass_to_pass: list[str], report_xml: str | bytes | None,
-          exit_code: int | None, absent_files: Collection[str] = ()) -> GradeReport:
+          exit_code: int | None, absent_files: Collection[str] = (),
+          network_tests: Collection[str] = ()) -> GradeReport:
     """Decide `resolved` from the JUnit report and the runner's exit code (module
     docstring); ids that name no test are left out (`absent_files`: test files the tree
-    does not have)."""
+    does not have), and PASS_TO_PASS ids under `network_tests`."""
     fail_to_pass, dropped_f = gradable(fail_to_pass, absent_files)
     pass_to_pass, dropped_p = gradable(pass_to_pass, absent_files)
+    pass_to_pass, online = offline(pass_to_pass, network_tests)
     if not fail_to_pass and dropped_f:
         return GradeReport(False, exit_code=exit_code, not_tests=dropped_f + dropped_p,
                            reason="no FAIL_TO_PASS id names a test: nothing shows the fix")
@@ -204,7 +221,7 @@ def grade(fail_to_pass: list[str], pass_to_pass: list[str], report_xml: str | by
     if exit_code not in (0, 1):
         problem = f"the test runner exited {exit_code} (interrupted, or no tests ran)"
     verdict = _verdict(f2p, p2p, exit_code, problem, PASSING.__contains__, "junit")
-    verdict.not_tests = dropped_f + dropped_p
+    verdict.not_tests, verdict.needs_internet = dropped_f + dropped_p, online
     return verdict
 
 

@@ -163,3 +163,11 @@ def test_swe_bench_rewritten_ids_and_ids_that_name_no_test(tmp_path):
     assert other.fail_to_pass == {"tests/test_paths.py::test_unchanged[/other.py]": "missing"}
     # ids that name no test cannot be all that shows the fix
     assert "nothing shows the fix" in grade(["[100%]"], [], report, 0).reason
+
+
+def test_tests_the_spec_says_need_the_internet_are_not_graded_in_pass_to_pass(report):
+    bad = "tests/test_sample.py::test_bad"
+    verdict = grade(["tests/test_sample.py::test_ok"], [bad], report, 1, network_tests=[bad])
+    assert verdict.resolved and verdict.needs_internet == [bad] and verdict.pass_to_pass == {}
+    # a FAIL_TO_PASS test is always graded, online or not
+    assert not grade([bad], [], report, 1, network_tests=[bad]).resolved
