@@ -224,7 +224,7 @@ class PodmanBackend(DockerBackend):
         if _image_id(self.client, image_id) != image_id:
             raise SandboxError(f"copying image {image!r} into Podman did not give id "
                                f"{image_id[:19]}; see {LOG}")
-        if not image.startswith("sha256:") and image != image_id:
+        if not re.fullmatch(r"(sha256:)?[0-9a-f]{12,64}", image):  # a name, not an id
             repo, tag = docker.utils.parse_repository_tag(image)
             self.client.api.tag(image_id, repo, tag or "latest", force=True)
 
