@@ -7,15 +7,21 @@ sandbox is an in-memory filesystem with a small shell (`echo ... > f`, `cat f`, 
 `rm`, `true`, `false`, `exit N`, `sleep S`, `;`/`&&`), so an env that writes and reads
 files (the echo env) runs on it unchanged and earns real rewards.
 
-Latencies and failures are drawn from distributions measured on real Docker here
-(benchmarks/results/sandbox.md: cold start p50 ~1.0 s, p90 ~1.4 s; a command p50 ~0.6 ms):
-log-normal with the given median and p90, scaled by `time_scale` (0 = no waiting).
+Latencies and failures are drawn from distributions measured on real Docker here.
+With `profile=PATH` (benchmarks/results/sim_profile.json, written by
+benchmarks/scale_profile.py on the real docker backend) every start, command, file write
+and read, and close waits a draw from the measured samples (inverse CDF, interpolated),
+and the failure rates default to the measured ones. Without it: log-normal with the
+median and p90 of benchmarks/results/sandbox.md (cold start p50 ~1.0 s, p90 ~1.4 s; a
+command p50 ~0.6 ms). Waits are scaled by `time_scale` (0 = no waiting).
 `start_failure_rate` and `exec_failure_rate` raise `SandboxError` (infrastructure) at
 those rates. Everything is seeded, so a scale run is reproducible.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import random
 import re
@@ -25,7 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Self
 
 from sandbox.errors import ContainerDied, SandboxError
 from sandbox.run_context import owner_id, run_label
@@ -44,6 +50,31 @@ class Latency:
             return 0.0
         sigma = max(1e-9, math.log(max(self.p90_s, self.median_s) / self.median_s) / 1.2816)
         return rng.lognormvariate(math.log(self.median_s), sigma)
+
+
+@dataclass(frozen=True)
+class Empirical:
+    """Latencies drawn from measured samples (seconds): the inverse of their empirical CDF,
+    linearly interpolated between neighbouring samples."""
+
+    samples: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.samples:
+            raise ValueError("an empirical latency needs at least one sample")
+        object.__setattr__(self, "samples", tuple(sorted(self.samples)))
+
+    def draw(self, rng: random.Random) -> float:
+        s = self.samples
+        x = rng.random() * (len(s) - 1)
+        i = int(x)
+        return s[i] if i + 1 >= len(s) else s[i] + (s[i + 1] - s[i]) * (x - i)
+
+
+@functools.cache
+def load_profile(path: str) -> dict[str, Any]:
+    """A measured profile (benchmarks/scale_profile.py's JSON), read once per process."""
+    return json.loads(Path(path).read_text())
 
 
 MEASURED_START = Latency(1.032, 1.441)
@@ -77,7 +108,7 @@ class SimSandbox:
     def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
         self._check_open()
         timeout = timeout_s or self.limits.timeout_s
-        wait = self._backend._command_latency()
+        wait = self._backend._draw(self._backend.command_latency)
         self._backend._maybe_fail("exec", self)
         started = time.monotonic()
         with self._lock:
@@ -151,10 +182,12 @@ class SimSandbox:
     # -- files ------------------------------------------------------------------------------
     def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
         self._check_open()
+        self._backend._wait(self._backend.write_latency)
         self._write(path, data.encode() if isinstance(data, str) else data)
 
     def read_file(self, path: str, max_bytes: int | None = None) -> bytes:
         self._check_open()
+        self._backend._wait(self._backend.read_latency)
         data = self._files.get(str(PurePosixPath(path)))
         if data is None:
             raise FileNotFoundError(path)
@@ -201,8 +234,9 @@ class SimSandbox:
         self._closed = True
         with _LIVE_LOCK:
             _LIVE.pop(self.id, None)
+        self._backend._wait(self._backend.close_latency)
 
-    def __enter__(self) -> SimSandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -227,21 +261,44 @@ class SimBackend:
 
     Args:
         run: the `envfarm.run` label (default: this thread's run).
-        start: start latency distribution; command: per-command latency.
-        start_failure_rate, exec_failure_rate: probability of a `SandboxError`.
+        profile: path of a measured profile (sim_profile.json): its samples give every
+            latency and its failure counts the failure rates not given here.
+        start: start latency distribution; command: per-command latency (both override
+            the profile's).
+        start_failure_rate, exec_failure_rate: probability of a `SandboxError` (None: the
+            profile's measured rate, else 0).
         time_scale: multiply every latency (0: return at once, 1: real time).
         seed: for reproducible draws.
     """
 
     name = "sim"
 
-    def __init__(self, *, run: str | None = None, start: Latency = MEASURED_START,
-                 command: Latency = MEASURED_COMMAND, start_failure_rate: float = 0.0,
-                 exec_failure_rate: float = 0.0, time_scale: float = 1.0,
+    def __init__(self, *, run: str | None = None, profile: str | None = None,
+                 start: Latency | Empirical | None = None,
+                 command: Latency | Empirical | None = None,
+                 start_failure_rate: float | None = None,
+                 exec_failure_rate: float | None = None, time_scale: float = 1.0,
                  seed: int | None = None, **_: Any) -> None:
         self.run = run_label(run)
-        self.start_latency, self.command_latency = start, command
-        self.start_failure_rate, self.exec_failure_rate = start_failure_rate, exec_failure_rate
+        data = load_profile(str(profile)) if profile else {}
+        samples = data.get("samples", {})
+
+        def measured(key: str, default: Latency | Empirical | None) -> Latency | Empirical | None:
+            return Empirical(tuple(samples[key])) if samples.get(key) else default
+
+        def rate(what: str, given: float | None) -> float:
+            if given is not None:
+                return given
+            tried = data.get("attempts", {}).get(what, 0)
+            return data.get("failures", {}).get(what, 0) / tried if tried else 0.0
+
+        self.start_latency = start or measured("start_s", MEASURED_START)
+        self.command_latency = command or measured("exec_s", MEASURED_COMMAND)
+        self.write_latency = measured("write_s", None)
+        self.read_latency = measured("read_s", None)
+        self.close_latency = measured("close_s", None)
+        self.start_failure_rate = rate("start", start_failure_rate)
+        self.exec_failure_rate = rate("exec", exec_failure_rate)
         self.time_scale = time_scale
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
@@ -252,9 +309,7 @@ class SimBackend:
               workdir: str | None = None, cap_add: list[str] | None = None,
               labels: dict[str, str] | None = None, start_shell: bool = True,
               use_pool: bool = True, **options: Any) -> SimSandbox:
-        with self._rng_lock:
-            wait = self.start_latency.draw(self._rng)
-        self._sleep(wait)
+        self._wait(self.start_latency)
         self._maybe_fail("start", None)
         all_labels = {"envfarm.run": self.run, "envfarm.owner": owner_id(),
                       "envfarm.image": image, **(labels or {})}
@@ -271,9 +326,14 @@ class SimBackend:
     def remove_image(self, image: str) -> None:
         self._images.pop(image, None)
 
-    def _command_latency(self) -> float:
+    def _draw(self, latency: Latency | Empirical | None) -> float:
+        if latency is None or self.time_scale <= 0:
+            return 0.0
         with self._rng_lock:
-            return self.command_latency.draw(self._rng)
+            return latency.draw(self._rng)
+
+    def _wait(self, latency: Latency | Empirical | None) -> None:
+        self._sleep(self._draw(latency))
 
     def _maybe_fail(self, what: str, box: SimSandbox | None) -> None:
         rate = self.start_failure_rate if what == "start" else self.exec_failure_rate
