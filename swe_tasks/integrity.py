@@ -28,6 +28,9 @@ Decisions (`classify`), and why:
 - compiled code (`__pycache__/`, `.pyc`, `.so`, ...) is dropped: an unchecked-hash `.pyc`
   runs code its source does not show.
 - `.gitattributes` is dropped (it could make source look binary to the patch scan).
+- any other NEW top-level module or package (`x.py`, `x/__init__.py` at the root or
+  under `src/`) is dropped: it could shadow an installed dependency the tests import
+  (`numpy/`), and fixes do not add them (agents' `reproduce.py` is what gets dropped).
 - a symlink pointing outside the repository, or at a test path, is dropped.
 Everything else is kept and its added lines go through `swe_tasks.patch_scan`.
 """
@@ -107,6 +110,9 @@ def classify_path(path: str, *, test_files: tuple[str, ...] = (), is_new: bool =
     if is_new and _shadows(parts):
         return Decision(TAMPERED, f"adds a top-level module that shadows "
                                   f"{_module_of(parts)!r}"), None
+    if is_new and _top_level_module(parts):
+        return Decision(DROP, "new top-level module (importable ahead of installed "
+                              "packages; no fix needs one)"), None
     if name == "setup.py":
         return Decision(KEEP), "build-code"
     return Decision(KEEP), None
@@ -208,6 +214,18 @@ def _shadows(parts: tuple[str, ...]) -> bool:
     if len(rel) == 1:
         return rel[0].endswith(CODE_SUFFIXES) and rel[0].split(".", 1)[0] in SHADOWED
     return rel[0] in SHADOWED
+
+
+def _top_level_module(parts: tuple[str, ...]) -> bool:
+    """Whether a file makes a module or package importable by a top-level name (at the
+    root or under `src/`): `x.py`, `x.so`, `x/__init__.py`. Such a NEW name can shadow
+    any installed dependency the tests import (`numpy/__init__.py` at the root, first on
+    sys.path under `python -m pytest`), and none of the SWE-bench gold patches (lite and
+    verified, 800) adds one: reproduction scripts (`reproduce.py`) are what agents add."""
+    rel = parts[1:] if parts and parts[0] == "src" and len(parts) > 1 else parts
+    if len(rel) == 1:
+        return rel[0].endswith(CODE_SUFFIXES) and not rel[0].startswith(("setup", "."))
+    return len(rel) == 2 and rel[1] in ("__init__.py", "__init__.pyi")
 
 
 def _escapes(path: str, target: str) -> bool:

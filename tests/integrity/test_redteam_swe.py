@@ -57,3 +57,15 @@ def test_pytest_patched_through_assembled_names_is_tampering(base_image, docker_
             {"content": "done", "tool_calls": [{"name": "finish", "arguments": {}}]}])
     assert (reward, info["status"]) == (0.0, "tampered"), info["reward_details"]
     assert "assembled-name" in {t["rule"] for t in info["reward_details"]["tampered"]}
+
+
+@pytest.mark.parametrize("path", ["numpy/__init__.py", "src/requests/__init__.py",
+                                  "attrs.py", "reproduce.py"])
+def test_new_top_level_modules_never_reach_the_verifier(path):
+    """A new top-level package named like a dependency the tests import would be found
+    first under `python -m pytest` (the repository root leads sys.path)."""
+    from swe_tasks.integrity import DROP, TAMPERED, classify_path
+
+    decision, _ = classify_path(path, is_new=True)
+    assert decision.action in (DROP, TAMPERED), decision
+    assert classify_path("wordstats/helpers.py", is_new=True)[0].action == "keep"
