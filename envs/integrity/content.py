@@ -67,15 +67,52 @@ def pyproject_configures(data: bytes) -> str | None:
         lowered = data.lower()
         return "unreadable TOML naming pytest or uv" if (b"pytest" in lowered
                                                            or b"uv" in lowered) else None
-    tool = doc.get("tool")
-    if not isinstance(tool, dict):
-        return None
+    tool = doc.get("tool") if isinstance(doc.get("tool"), dict) else {}
     if "pytest" in tool:
         return "pytest configuration"
     uv = tool.get("uv")
     if isinstance(uv, dict) and UV_SOURCE_KEYS & set(uv):
         return "uv configuration that changes what the tests install"
+    project = doc.get("project") if isinstance(doc.get("project"), dict) else {}
+    declared = [project.get("dependencies"), project.get("optional-dependencies"),
+                doc.get("dependency-groups")]
+    if any(_local(s) for s in _strings(declared)):
+        return "a dependency on local files (a test script's `uv add pytest` installs it)"
     return None
+
+
+def uv_lock_local(data: bytes) -> bool:
+    """Whether a `uv.lock` pins a package to local files (`path`, `directory`, `file:`
+    URLs other than the project itself): `uv add pytest` / `uv sync` in the test script
+    would install them. Unreadable: yes."""
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
+    for package in doc.get("package", []) if isinstance(doc.get("package"), list) else []:
+        source = package.get("source") if isinstance(package, dict) else None
+        if isinstance(source, dict):
+            for key in ("path", "directory", "url", "registry"):
+                value = source.get(key)
+                if isinstance(value, str) and value not in (".", "./") and _local(value):
+                    return True
+    return False
+
+
+def _local(value: str) -> bool:
+    text = value.strip()
+    return "file:" in text or text.startswith(("/", "../", "~")) or " @ /" in text \
+        or "@/" in text.replace(" ", "")
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 def uv_toml_configures(data: bytes) -> bool:

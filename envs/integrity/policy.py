@@ -306,6 +306,8 @@ class ProtectedPaths:
                     return why
             if name in ("uv.toml", ".uv.toml") and _has(read, path, content.uv_toml_configures):
                 return "uv configuration that changes what the tests install"
+            if name == "uv.lock" and _has(read, path, content.uv_lock_local):
+                return "uv lock file pinning packages to local files"
         if kind == "A" and in_code_dir and name.endswith((".py", ".pyc", ".so")) \
                 and name.split(".", 1)[0] in SHADOWABLE:
             return "module shadowing the standard library or test toolchain"

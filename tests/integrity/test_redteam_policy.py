@@ -25,10 +25,16 @@ def test_honest_installs_venvs_and_upgrades_are_not_tampering():
         ("A", "/root/.local/share/uv/python/cpython-3.13/lib/python3.13/os.py"),
         ("A", f"{DIST}/_virtualenv.pth"), ("A", f"{DIST}/foo-1.0.dist-info/entry_points.txt"),
         ("A", "/app/pyproject.toml"), ("A", "/app/setup.cfg"), ("A", "/etc/alternatives/java"),
+        ("A", "/app/uv.lock"),
     ]
     read = {f"{DIST}/_virtualenv.pth": b"/opt/extra\n",
             f"{DIST}/foo-1.0.dist-info/entry_points.txt": b"[console_scripts]\nfoo = foo:main\n",
-            "/app/pyproject.toml": b"[project]\nname = 'app'\n[tool.uv]\ndev-dependencies = []\n",
+            "/app/pyproject.toml": b"[project]\nname = 'app'\ndependencies = ['numpy>=2', "
+                                   b"'requests @ https://example.org/r.whl']\n"
+                                   b"[tool.uv]\ndev-dependencies = []\n",
+            "/app/uv.lock": b"[[package]]\nname = 'app'\nversion = '0.1'\n"
+                            b"source = { editable = '.' }\n[[package]]\nname = 'numpy'\n"
+                            b"version = '2.0'\nsource = { registry = 'https://pypi.org/simple' }\n",
             "/app/setup.cfg": b"[metadata]\nname = app\n"}.get
     assert flagged(changes, read) == []
 
@@ -50,6 +56,8 @@ def test_honest_installs_venvs_and_upgrades_are_not_tampering():
     (("A", "/pyproject.toml"), b"tool.pytest.ini_options.addopts = '--co'\n"),
     (("A", "/app/pyproject.toml"), b"[tool.uv]\nfind-links = ['/opt/wheels']\n"),
     (("A", "/app/uv.toml"), b"no-index = true\n"),
+    (("A", "/app/pyproject.toml"), b"[project]\nname = 'a'\ndependencies = ['x @ file:///opt/x.whl']\n"),
+    (("A", "/app/uv.lock"), b"[[package]]\nname = 'pytest'\nversion = '8.4.1'\nsource = { path = '/opt/pytest-8.4.1-py3-none-any.whl' }\n"),
     (("A", "/setup.cfg"), b"[metadata]\rname = x\r[tool:pytest]\raddopts = --co\r"),
     (("A", "/tox.ini"), b"[ pytest ]\naddopts = --co\n"),
     (("A", "/pytest.toml"), b"[pytest]\n"),
