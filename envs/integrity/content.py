@@ -13,6 +13,7 @@ as a match (conservative: the file is the agent's, the verifier must not trust i
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 ARCHIVE_SUFFIXES = (".zip", ".egg", ".whl", ".pyz", ".jar")
@@ -132,3 +133,36 @@ def _section(line: str, comments: bool = False) -> str | None:
     if stripped.startswith("[") and stripped.endswith("]"):
         return stripped[1:-1].strip().lower()
     return None
+
+
+_GIT_RUNS = re.compile(r"(?im)^\s*(fsmonitor|pager|editor|sshcommand|hookspath|askpass|helper|"
+                       r"program|driver|textconv|external|gitproxy|packobjectshook|"
+                       r"clean|smudge|process)\s*=|^\s*\[\s*(include|includeif)\b|"
+                       r"^\s*\w+\s*=\s*!")
+_APT_RUNS = re.compile(r"(?i)invoke|install-pkgs|dir::|\bdir\s*\{|::methods")
+_NPM_RUNS = re.compile(r"(?im)^\s*(script-shell|node-options|onload-script|prefix|"
+                       r"globalconfig|userconfig|init-module|git)\s*=")
+_APT_SOURCE_LOCAL = re.compile(r"(?i)\bfile:|\bcopy:|\bcdrom:|trusted\s*=\s*yes|"
+                               r"trusted:\s*yes")
+
+
+def git_config_runs(data: bytes) -> bool:
+    """Whether a git configuration names a command git would run (fsmonitor, pager,
+    hooksPath, filters, diff drivers, `!` aliases, includes of other files, ...)."""
+    return bool(_GIT_RUNS.search(data.decode("utf-8", "replace")))
+
+
+def apt_config_runs(data: bytes) -> bool:
+    """Whether an apt or dpkg configuration runs commands or moves apt's own paths."""
+    return bool(_APT_RUNS.search(data.decode("utf-8", "replace")))
+
+
+def apt_source_local(data: bytes) -> bool:
+    """Whether an apt source is a local or unauthenticated repository (its packages
+    would replace `curl` or `python3` when the test script runs `apt-get install`)."""
+    return bool(_APT_SOURCE_LOCAL.search(data.decode("utf-8", "replace")))
+
+
+def npm_config_runs(data: bytes) -> bool:
+    """Whether an `.npmrc` sets the shell, node options or paths npm runs scripts with."""
+    return bool(_NPM_RUNS.search(data.decode("utf-8", "replace")))

@@ -37,6 +37,28 @@ toolchain* resolves to, and the places that can inject code into it:
   `~/.bashrc`, `~/.profile`, ..., the image's `BASH_ENV` / `ENV` targets, pip and uv
   configuration.
 
+Round two (each was a way through the first version; `envs.integrity.content` reads
+files the way their consumers do, not with a byte regex):
+
+- Python's path configuration: `python3XX.zip` (on sys.path before the stdlib
+  directory), `pyvenv.cfg` beside an interpreter (its `home` moves the stdlib), any
+  `._pth` file; another interpreter's stdlib (conda, uv) changed; `sitecustomize` /
+  `usercustomize` in any form (package, extension module);
+- pytest plugins and configuration in every spelling: `entry_points.txt` with a
+  `pytest11` section anywhere (a path-only `.pth` puts any folder on sys.path),
+  `.pth` lines split as `site` splits them (a lone `\r`, a BOM) and lines naming an
+  archive, TOML dotted keys or inline tables, `pytest.toml`;
+- what the test script's installers read: `pip.conf` anywhere, `uv.toml` and
+  `[tool.uv]` sources, project dependencies and `uv.lock` entries on local files,
+  `/etc/xdg/uv`; uv and pip caches are emptied of the agent's entries (`bytecode`);
+- the loader: libraries the toolchain loads (`CORE_LIBRARIES`) changed anywhere or
+  added where the loader looks first, `/etc/nsswitch.conf`; the verifier rebuilds
+  `/etc/ld.so.cache` itself;
+- tools' configuration that runs commands: git (`core.fsmonitor`, pagers, filters, `!`
+  aliases, includes; `.git/config` of any repository too), apt/dpkg hooks, local or
+  `trusted=yes` apt sources, `.npmrc` script shells, curl/wget start-up files, and
+  `/etc/alternatives` links of core commands.
+
 Bytecode caches (`*.pyc`) the agent added or changed under the interpreter's
 directories are not tampering but are removed in the verifier's container before the
 tests (Python rebuilds them from the sources): official Python images ship without
@@ -286,6 +308,9 @@ class ProtectedPaths:
             return "pytest plugin entry point"
         if name in ("pip.conf", "pip.ini") and kind != "D":
             return "pip configuration"
+        tool_config = _tool_config_rule(kind, path, name, parent, read)
+        if tool_config:
+            return tool_config
         site = _SITE.search(path)
         if site:
             rel = path[site.end():]
@@ -315,6 +340,33 @@ class ProtectedPaths:
                 and str(PurePosixPath(parent).parent) in self.code_dirs:
             return "module shadowing the standard library or test toolchain"
         return None
+
+
+def _tool_config_rule(kind: str, path: str, name: str, parent: str,
+                      read: Callable[[str], bytes | None] | None) -> str | None:
+    """Configuration of tools test scripts run that makes them run other commands:
+    git (`core.fsmonitor` runs on `git status`), apt and dpkg hooks, local apt
+    repositories, `.npmrc` script shells, curl and wget start-up files."""
+    if kind == "D":
+        return None
+    homes = HOME_DIRS
+    if name in (".curlrc", ".wgetrc") or path in ("/etc/wgetrc", "/etc/curlrc"):
+        return "curl or wget start-up file"
+    git_config = (path == "/etc/gitconfig" or matches(path, [f"{h}/.gitconfig" for h in homes])
+                  or matches(path, [f"{h}/.config/git" for h in homes])
+                  or (name == "config" and PurePosixPath(parent).name == ".git"))
+    if git_config and _has(read, path, content.git_config_runs):
+        return "git configuration that runs commands"
+    if matches(path, ["/etc/apt/apt.conf", "/etc/apt/apt.conf.d", "/etc/dpkg/dpkg.cfg",
+                      "/etc/dpkg/dpkg.cfg.d"]) and _has(read, path, content.apt_config_runs):
+        return "apt or dpkg configuration that runs commands"
+    if matches(path, ["/etc/apt/sources.list", "/etc/apt/sources.list.d"]) \
+            and _has(read, path, content.apt_source_local):
+        return "a local or untrusted apt repository"
+    if name == ".npmrc" or path in ("/etc/npmrc", "/usr/local/etc/npmrc"):
+        if _has(read, path, content.npm_config_runs):
+            return "npm configuration that runs commands"
+    return None
 
 
 def _has(read: Callable[[str], bytes | None] | None, path: str,
