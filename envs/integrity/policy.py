@@ -138,6 +138,8 @@ PROTECTED_FILES = (
 _STDLIB_DIR = re.compile(r"^(/usr(?:/local)?/lib(?:64)?/python3(?:\.\d+)?)(/|$)")
 _ANY_STDLIB = re.compile(r"/lib(?:64)?/python3\.\d+(/|$)")
 _STDLIB_ZIP = re.compile(r"^python3\d+\.zip$")
+_SITE_DIR = re.compile(r"/(site|dist)-packages$")
+_LOADER_DIR = re.compile(r"/(usr/(local/)?)?lib(32|64|x32)?(/[\w.-]+-linux-gnu\w*)?")
 _TOOL_CACHE = re.compile(r"^(/root|/home/[^/]+)/\.cache/(uv|pip)(/|$)|^/tmp/(uv-cache|pip-cache)(/|$)")
 PYTEST_CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml",
                                  ".pytest.toml"})
@@ -215,6 +217,12 @@ class ProtectedPaths:
         self.startup = list(PROTECTED_FILES) + [env[k] for k in ("BASH_ENV", "ENV") if env.get(k)]
         ancestors = [str(p) for p in PurePosixPath(self.workdir).parents]
         self.ini_dirs = {self.workdir, "/", *ancestors}
+        anchors = [*self.path_dirs, *self.home_bins, *HOME_DIRS, "/etc", "/usr/lib/python3",
+                   "/usr/local/lib/python3", "/lib", "/lib64", "/usr/lib", "/usr/lib64",
+                   "/usr/local/lib", "/tests", "/logs"]
+        self._toolchain_folders = {str(a) for anchor in anchors if "*" not in anchor
+                                   for a in (PurePosixPath(anchor),
+                                             *PurePosixPath(anchor).parents)} - {"/"}
 
     # -- the check -----------------------------------------------------------------------
 
@@ -267,6 +275,10 @@ class ProtectedPaths:
             return "verifier input or output"
         if path in self.path_dirs or path in self.home_bins:
             return "a PATH directory replaced"
+        if kind != "A" and self._holds_toolchain(path):
+            # left after `effective`: the folder itself changed (replaced by a link or a
+            # file, or its mode), not merely something inside it
+            return "a folder of the toolchain replaced (or its mode changed)"
         if parent in self.path_dirs or matches(parent, self.home_bins):
             tool = name in SHADOW_COMMANDS or bool(_VERSIONED.match(name))
             front = parent in self.front_dirs or matches(parent, self.home_bins)
@@ -288,6 +300,16 @@ class ProtectedPaths:
         if parent == "/etc/alternatives" and name in CORE_COMMANDS and kind != "A":
             return "test toolchain command (its alternatives link)"
         return self._python_rule(kind, path, name, parent, read, added)
+
+    def _holds_toolchain(self, path: str) -> bool:
+        """Whether `path` is a folder the toolchain lives in or one of its ancestors
+        (`/usr/local`, `/usr/lib`, a site directory, the loader's folders, `/etc`, a
+        home): replaced by a link to a doctored copy, everything below it moves out of
+        every path rule at once."""
+        if path in self._toolchain_folders:
+            return True
+        return bool(_SITE_DIR.search(path) or _STDLIB_DIR.fullmatch(path)
+                    or _LOADER_DIR.fullmatch(path))
 
     def _python_rule(self, kind: str, path: str, name: str, parent: str,
                      read: Callable[[str], bytes | None] | None, added: set[str]) -> str | None:

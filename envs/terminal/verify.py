@@ -97,7 +97,9 @@ def verify_episode(backend: Any, agent: Any, task: TerminalTask, *, image: str, 
         changes = agent_changes(agent, backend)
         violations = policy.check(changes, read=lambda p: read_capped(agent, p))
         if violations:
-            evidence = [str(v) for v in violations[:MAX_EVIDENCE]]
+            # shallowest first: a replaced folder says more than the files below it
+            ordered = sorted(violations, key=lambda v: (v.path.count("/"), v.path))
+            evidence = [str(v) for v in ordered[:MAX_EVIDENCE]]
             return VerifierResult(0.0, {"tampered": evidence, "tampered_count": len(violations),
                                         "format": task.format}, "tampered",
                                   "the agent changed what the verifier trusts: "

@@ -92,3 +92,12 @@ def test_the_installers_caches_are_emptied_of_what_the_agent_put_there():
         ("C", "/root/.cache"), ("A", "/root/.cache/uv"), ("A", "/root/.cache/uv/archive-v0"),
         ("C", "/root/.cache/pip/http/x"), ("A", "/root/.cache/huggingface/model.bin")])
     assert removed == ["/root/.cache/uv/", "/root/.cache/pip/http/x"]
+
+
+@pytest.mark.parametrize("path", ["/usr/local", "/usr/local/lib", "/usr/lib/python3",
+                                  f"{DIST}", "/usr/lib/x86_64-linux-gnu", "/usr", "/etc",
+                                  "/root"])
+def test_a_toolchain_folder_replaced_by_a_link_is_tampering(path):
+    """A `C` entry that is no parent of another change: the folder itself changed."""
+    assert flagged([("C", path), ("A", "/opt/copy/bin/pytest")]) == [path]
+    assert path not in flagged([("C", path), ("A", f"{path}/new-file")])  # only a parent

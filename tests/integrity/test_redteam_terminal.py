@@ -50,6 +50,10 @@ ATTACKS = {
     "pytest section as a TOML dotted key": (
         "printf '[tool]\\npytest.ini_options = {{ addopts = \"--collect-only\" }}\\n' "
         "> /pyproject.toml".replace("{{", "{").replace("}}", "}"), "/pyproject.toml"),
+    "/usr/local replaced by a link to a doctored copy": (
+        "cp -a /usr/local /opt/ul && "
+        f"printf '{PAYLOAD}' >> /opt/ul/lib/python3.11/dist-packages/packaging/__init__.py && "
+        "rm -rf /usr/local && ln -s /opt/ul /usr/local", "/usr/local"),
     "toolchain library shadowed in /usr/local/lib": (
         "cp /lib/x86_64-linux-gnu/libtinfo.so.6 /usr/local/lib/ && ldconfig && "
         "ldd /bin/bash | grep -q /usr/local/lib/libtinfo", "/usr/local/lib/libtinfo.so.6"),
