@@ -222,7 +222,9 @@ class ProtectedPaths:
                    "/usr/local/lib", "/tests", "/logs"]
         self._toolchain_folders = {str(a) for anchor in anchors if "*" not in anchor
                                    for a in (PurePosixPath(anchor),
-                                             *PurePosixPath(anchor).parents)} - {"/"}
+                                             *PurePosixPath(anchor).parents)
+                                   if not (str(a) + "/").startswith(self.workdir + "/")
+                                   } - {"/"}
 
     # -- the check -----------------------------------------------------------------------
 
