@@ -26,7 +26,7 @@ import docker
 
 from sandbox import DockerBackend, ImageBuilder, connect
 from swe_tasks import git_source
-from swe_tasks.environment import ensure_image, uses_python_layer
+from swe_tasks.environment import ensure_env_image, ensure_image, uses_python_layer
 from swe_tasks.instance import SWEInstance
 from swe_tasks.pythons import PythonUnavailable, ensure_python
 from swe_tasks.repo_spec import SPECS, spec_for
@@ -82,16 +82,23 @@ def run_one(inst: SWEInstance, builder: ImageBuilder, backend: DockerBackend,
     before = {t for i in client.images.list(name="envfarm/*") for t in i.tags}
     t1 = time.perf_counter()
     try:
-        tag = ensure_image(inst, builder, spec)
-        row["image"], row["image_built"] = tag, tag not in before
-        row["image_s"] = round(time.perf_counter() - t1, 1)
-        row["image_mb"] = round(image_size_mb(client, tag), 1)
+        env_tag = ensure_env_image(inst, builder, spec)
+        row["env_image"], row["env_built"] = env_tag, env_tag not in before
+        row["env_s"] = round(time.perf_counter() - t1, 1)
+        row["env_mb"] = round(image_size_mb(client, env_tag), 1)
         if python_tag:
             row["python_image"] = python_tag
             row["python_mb"] = round(image_size_mb(client, python_tag), 1)
+        t_layer = time.perf_counter()
+        tag = ensure_image(inst, builder, spec)
+        row["image"], row["image_built"] = tag, tag not in before
+        row["layer"] = tag != env_tag
+        if row["layer"]:
+            row["layer_s"] = round(time.perf_counter() - t_layer, 1)
+            row["layer_mb"] = round(image_size_mb(client, tag) - row["env_mb"], 1)
     except Exception as e:  # noqa: BLE001 - the verdict below explains it
         row["image_error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
-        row["image_s"] = round(time.perf_counter() - t1, 1)
+    row["image_s"] = round(time.perf_counter() - t1, 1)
     t2 = time.perf_counter()
     verdict = validate_instance(inst, runs=runs, backend=backend, builder=builder)
     row["validate_s"] = round(time.perf_counter() - t2, 1)
@@ -126,6 +133,19 @@ def render(rows: list[dict], total_images: int, out: Path) -> None:
     lines.append(f"| **all** | {len(rows)} | {c['valid']} | {c['invalid']} | {c['flaky']} | "
                  f"{c['task_error']} | {sum(1 for r in rows if r.get('empty_scores_0'))} of "
                  f"{sum(1 for r in rows if 'empty_scores_0' in r)} |")
+    lines += ["", "How it runs, and where envfarm deliberately differs from the SWE-bench harness:",
+              "- Each instance is installed at its own `base_commit` as the harness does "
+              "(an instance layer over the repository-version image, only where the "
+              "instance's setup.py / setup.cfg / pyproject.toml differ from the environment "
+              "commit's); pinned packages and Python versions from the harness's spec tables.",
+              "- No internet in test sandboxes: routes are black-holed (connects time out) and "
+              "names do not resolve; for requests <= 2.7, whose suites call "
+              "http://httpbin.org, a local httpbin answers for it (`network: httpbin`). "
+              "PASS_TO_PASS tests a spec names as needing the internet are not graded.",
+              "- Graded from pytest's JUnit report, not from console lines: listed ids that "
+              "name no test (the printed `[100%]`, an inner run's file) are left out and "
+              "reported; ids SWE-bench's parser rewrote (absolute-path parameters) are matched "
+              "the same way."]
     bad = [r for r in rows if r["status"] != "valid"]
     if bad:
         lines += ["", "## Not gold-valid, and why", "", "| instance | version | Python | status | reason |",
@@ -133,46 +153,68 @@ def render(rows: list[dict], total_images: int, out: Path) -> None:
         for r in bad:
             reason = (r.get("reason") or "").replace("|", "\\|").replace("\n", " ")[:600]
             lines.append(f"| {r['id']} | {r['version']} | {r['python']} | {r['status']} | {reason} |")
+    tails = [r for r in bad if r.get("log_tail")]
+    if tails:
+        lines += ["", "## Build log tails (task_error)", ""]
+        for r in tails:
+            lines += [f"{r['id']}:", "```", r["log_tail"][-1500:], "```"]
     lines += _images(rows, total_images)
     lines += ["", f"gold-valid: {c['valid']} of {len(rows)} instances"]
     out.write_text("\n".join(lines) + "\n")
 
 
 def _images(rows: list[dict], total_images: int) -> list[str]:
-    built = {}
+    envs: dict[str, dict] = {}
     for r in rows:
-        if r.get("image") and r["image"] not in built:
-            built[r["image"]] = r
+        if r.get("env_image") and r["env_image"] not in envs:
+            envs[r["env_image"]] = r
     lines = ["", "## Environment images", "",
              "Layers: base -> Python layer (one per Python version, shared) -> repository "
-             "version. `size` is the image's whole size; `own` what it adds to its Python layer.",
-             "", "| image | Python | build s | size MB | own MB |", "|---|---|---|---|---|"]
+             "version (shared by its instances) -> an instance layer only where the "
+             "instance's install files differ from the environment commit's. `size` is the "
+             "image's whole size; `own` what it adds to its Python layer. Build times on "
+             "this 2-core machine, shared with other work.", "",
+             "| image | Python | build s | size MB | own MB |", "|---|---|---|---|---|"]
     own_total = build_total = 0.0
     timed = 0
-    for tag, r in built.items():
-        own = r["image_mb"] - r.get("python_mb", 0)
+    for tag, r in envs.items():
+        own = r["env_mb"] - r.get("python_mb", 0)
         own_total += own
-        if r.get("image_built"):
-            build_total += r["image_s"]
+        if r.get("env_built"):
+            build_total += r["env_s"]
             timed += 1
-        secs = f"{r['image_s']:.0f}" if r.get("image_built") else "cached"
+        secs = f"{r['env_s']:.0f}" if r.get("env_built") else "cached"
         lines.append(f"| {tag.split('/')[-1][:60]} | {r['python']} | {secs} | "
-                     f"{r['image_mb']:.0f} | {own:.0f} |")
+                     f"{r['env_mb']:.0f} | {own:.0f} |")
     pythons = {r["python_image"]: r["python_mb"] for r in rows if r.get("python_image")}
     py_total = sum(pythons.values())
-    n = len(built)
+    layers = [r for r in rows if r.get("layer")]
+    layer_mb = sum(r.get("layer_mb", 0) for r in layers)
+    layer_built = [r for r in layers if r.get("image_built")]
+    layer_s = sum(r.get("layer_s", 0) for r in layer_built)
+    n = len(envs)
     if n:
         mean_own, mean_s = own_total / n, (build_total / timed if timed else 0.0)
+        share = len(layers) / max(1, sum(1 for r in rows if r.get("image")))
+        mean_layer_mb = layer_mb / len(layers) if layers else 0.0
+        mean_layer_s = layer_s / len(layer_built) if layer_built else 0.0
+        projected_gb = (py_total + total_images * mean_own + 500 * share * mean_layer_mb) / 1000
+        projected_h = (total_images * mean_s + 500 * share * mean_layer_s) / 3600
         lines += ["", f"Python layers: {len(pythons)} ({', '.join(p.split('/')[-1] for p in pythons)}), "
                   f"{py_total:.0f} MB in all.",
-                  f"Repository images: {n}, {own_total:.0f} MB of their own "
+                  f"Repository-version images: {n}, {own_total:.0f} MB of their own "
                   f"(mean {mean_own:.0f} MB); {timed} built in this run, {build_total:.0f} s "
-                  f"(mean {mean_s:.0f} s each on this 2-core machine).",
-                  f"Projection to SWE-bench Verified's {total_images} environment images at "
-                  f"these means: {py_total / 1000 + total_images * mean_own / 1000:.1f} GB "
-                  f"and {total_images * mean_s / 3600:.1f} h of builds on 2 cores (Python "
+                  f"(mean {mean_s:.0f} s each).",
+                  f"Instance layers: {len(layers)} of {sum(1 for r in rows if r.get('image'))} "
+                  f"instances, {layer_mb:.0f} MB in all (mean {mean_layer_mb:.1f} MB); "
+                  f"{len(layer_built)} built in this run, {layer_s:.0f} s (mean "
+                  f"{mean_layer_s:.0f} s each).",
+                  f"Disk in all: {(py_total + own_total + layer_mb) / 1000:.2f} GB.",
+                  f"Projection to SWE-bench Verified's 500 instances ({total_images} "
+                  f"repository-version images, instance layers at this run's share): "
+                  f"{projected_gb:.1f} GB and {projected_h:.1f} h of builds on 2 cores (Python "
                   "layers shared; heavy repositories such as matplotlib and astropy weigh "
-                  "more than the mean measured here)."]
+                  "more than the means measured here)."]
     return lines
 
 

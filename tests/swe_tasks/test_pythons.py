@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from sandbox import Limits, TaskError
-from swe_tasks import network
+from swe_tasks import git_source, network
+from swe_tasks.environment import needs_instance_layer
 from swe_tasks.instance import SWEInstance
 from swe_tasks.pythons import PythonUnavailable, ensure_python, providers, python_layer_spec
 from swe_tasks.repo_spec import SPECS, RepoSpec, register
@@ -81,6 +82,11 @@ def test_gold_valid_on_python_313_and_empty_patch_scores_0(real_instance, docker
     assert verdict.status == "valid", verdict.reason
     with docker_backend.start(verdict.image, Limits(network=False, timeout_s=60)) as sb:
         assert sb.exec("python --version").output.startswith("Python 3.13.")
+        # installed at its own base_commit (10.8.0), as the harness installs each
+        # instance: its environment commit is 11.1.0, whose pyproject.toml differs
+        shown = sb.exec("pip show more-itertools | grep ^Version").output
+    assert "10.8.0" in shown
+    assert needs_instance_layer(real_instance, git_source.resolve(real_instance.repo))
     (run,) = verdict.runs
     assert run.before == {"tests/test_more.py::ExactlyNTests::test_false": "failed"}
 
@@ -96,3 +102,20 @@ def test_an_image_that_does_not_build_is_a_task_error_with_its_log(real_instance
     # the cause, not just "returned a non-zero code: 1"
     assert "requires a different Python: 3.9" in verdict.reason
     assert "pip install -e ." in verdict.log_tail
+
+
+@pytest.mark.slow
+def test_httpbin_network_answers_for_httpbin_org_and_nothing_else(docker_backend, base_image):
+    """Old requests suites call http://httpbin.org (SWE-bench ran them online)."""
+    from sandbox import ImageBuilder, ImageSpec
+
+    tag = ImageBuilder().ensure(ImageSpec(name="test-httpbin", base=base_image,
+                                          steps=[network.HTTPBIN_INSTALL]))
+    probe = ("python3 - <<'EOF'\nimport json, socket, urllib.request\n"
+             "print(json.load(urllib.request.urlopen('http://httpbin.org/get?a=1'))['args'])\n"
+             "try:\n    socket.getaddrinfo('example.org', 80)\n"
+             "except OSError as e:\n    print('dns', type(e).__name__)\nEOF")
+    with docker_backend.start(tag, Limits(network=False, timeout_s=60)) as sb:
+        assert network.prepare(sb, "httpbin")
+        out = sb.exec(probe).output
+    assert "{'a': '1'}" in out and "dns gaierror" in out
