@@ -62,6 +62,16 @@ APPS_PROMPT = (
     "request asks you to report.")
 
 
+ANSWER_EXCERPT_CHARS = 2000
+"""What of the final answer `reward_details` keeps (the answer is the policy's own text)."""
+
+
+def _excerpt(answer: str | None) -> str | None:
+    if answer is None or len(answer) <= ANSWER_EXCERPT_CHARS:
+        return answer
+    return answer[:ANSWER_EXCERPT_CHARS] + f"[... envfarm: truncated, {len(answer)} chars]"
+
+
 @functools.lru_cache(maxsize=32)
 def _world(seed: int) -> tuple[World, BM25Index]:
     world = build_world(seed)
@@ -120,7 +130,7 @@ class GeneralEnv(ToolEnv):
             q = self.question
             mode = "number" if q.answer_kind == "number" else "normalized"
             ok = match_answer(answer, q.answer, mode)
-            details: dict[str, Any] = {"answer": answer, "reference": q.answer, "mode": mode,
+            details: dict[str, Any] = {"answer": _excerpt(answer), "reference": q.answer, "mode": mode,
                                        "depth": q.depth, "obfuscation": q.obfuscation}
             if not ok and self.judge is not None and answer:
                 ok = self.judge(q.text, q.answer, answer)
@@ -143,7 +153,7 @@ class GeneralEnv(ToolEnv):
         mode = "number" if s.answer_kind == "number" else "exact"
         checks["answer"] = match_answer(answer, s.answer, mode)
         return VerifierResult(float(all(checks.values())),
-                              {"checks": checks, "answer": answer, "reference": s.answer})
+                              {"checks": checks, "answer": _excerpt(answer), "reference": s.answer})
 
     def oracle_actions(self, task_id: str | None = None) -> list[dict]:
         """The reference call sequence of `task_id` (default: this episode's), one call a turn."""

@@ -77,3 +77,12 @@ def test_an_answer_that_makes_the_judge_misbehave_is_the_agents_fault():
     assert (reward, info["status"]) == (0.0, "agent_fault"), info
     assert "steered the judge" in info["error"]
     assert len(judge.prompts) == 2  # the answer, then the control question
+
+
+def test_a_huge_answer_is_kept_as_a_bounded_excerpt():
+    """The answer is the policy's own text and goes into `reward_details` (the store)."""
+    with GeneralEnv() as env:
+        env.reset(options={"task_id": TASK})
+        reward, info, _ = step_until_done(env, [finish("9" * 5_000_000)])
+    assert reward == 0.0
+    assert len(info["reward_details"]["answer"]) < 3000
