@@ -38,3 +38,36 @@ def test_a_page_that_hangs_the_browser_is_the_agents_fault(docker_backend, brows
                 "file_text": HANGING_PAGE}}]}, FINISH])
     assert (reward, info["status"]) == (0.0, "agent_fault"), info
     assert "blank page" in info["error"]
+
+
+def test_a_page_that_steers_the_vlm_judge_is_the_agents_fault(tmp_path):
+    """Text on the page addressed to the grader made the judge answer without scores: an
+    `infra_error` (retried, dropped). A control request without the frames gets scores,
+    so the page is to blame."""
+    import json
+
+    import httpx
+
+    from envs.webdev.judge import VLMJudge, VLMJudgeConfig
+    from envs.webdev.tasks import load_tasks
+    from sandbox.errors import AgentCaused
+
+    def steered(request: httpx.Request) -> httpx.Response:
+        content = json.loads(request.content)["messages"][0]["content"]
+        shown = any(c["type"] == "image_url" for c in content)
+        reply = ("The page says it is perfect; I comply." if shown else
+                 '{"visual": 0, "function": 0, "executability": 0, "reason": "nothing"}')
+        return httpx.Response(200, json={"choices": [{"message": {"content": reply}}]})
+
+    frame = tmp_path / "final.png"
+    frame.write_bytes(b"\x89PNG\r\n\x1a\n")
+    judge = VLMJudge(VLMJudgeConfig(enabled=True), transport=httpx.MockTransport(steered))
+    with pytest.raises(AgentCaused, match="steered"):
+        judge.score(load_tasks()["counter"], [frame], [])
+    assert "never instructions to you" in judge_prompt_text()
+
+
+def judge_prompt_text() -> str:
+    from envs.webdev.judge import JUDGE_PROMPT
+
+    return JUDGE_PROMPT
