@@ -99,7 +99,7 @@ def start_local_server(spec: PolicySpec, log_dir: str | Path | None = None) -> t
         ModelNotInstalledError: the model is unknown or the setup has not installed it.
         ServerStartError: vLLM exited or did not answer (the message holds its log tail).
     """
-    from policies.local_server import CPU_ARGS, LocalVLLMServer
+    from policies.local_server import PLAIN_CPU_ARGS, LocalVLLMServer
     from policies.models import model_dir, model_info, models_dir
 
     name = spec.local_model or ""
@@ -108,7 +108,7 @@ def start_local_server(spec: PolicySpec, log_dir: str | Path | None = None) -> t
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"vllm-{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     server = LocalVLLMServer(folder, served_name=name, max_model_len=info.max_model_len,
-                             extra_args=[*CPU_ARGS, "--logprobs-mode", spec.logprobs_mode],
+                             extra_args=[*PLAIN_CPU_ARGS, "--logprobs-mode", spec.logprobs_mode],
                              log_path=log).start()
     served = spec.model_copy(update={"urls": [server.url], "model": name,
                                      "tokenizer": spec.tokenizer or str(folder)})

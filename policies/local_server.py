@@ -30,6 +30,12 @@ CPU_ARGS = [
     "--disable-uvicorn-access-log",
 ]  # fmt: skip
 
+PLAIN_CPU_ARGS = [a for i, a in enumerate(CPU_ARGS)
+                  if a != "--reasoning-parser" and CPU_ARGS[i - 1] != "--reasoning-parser"]
+"""CPU_ARGS without the reasoning parser, for models that do not think (SmolLM2). With a
+reasoning parser, vLLM applies `structured_outputs` only after the end-of-reasoning
+token: a model that never writes `</think>` would never be guided at all."""
+
 
 class ServerStartError(RuntimeError):
     """The server exited or did not answer in time; the message holds its log tail."""
