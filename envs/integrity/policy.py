@@ -258,7 +258,8 @@ class ProtectedPaths:
         for kind, path in changes:
             if kind == "D":
                 continue
-            if path.endswith(".pyc") and (_STDLIB_DIR.match(path) or _SITE.search(path)):
+            if path.endswith(".pyc") and (_STDLIB_DIR.match(path) or _SITE.search(path)
+                                          or _ANY_STDLIB.search(path)):
                 out.append(path)
             elif _TOOL_CACHE.search(path) and not (
                     str(PurePosixPath(path).parent) in added
@@ -290,7 +291,8 @@ class ProtectedPaths:
                 return "command shadowing the system one"
         if matches(path, self.startup):
             return "shell, loader or Python start-up file"
-        if path.endswith(".pyc") and (_STDLIB_DIR.match(path) or _SITE.search(path)):
+        if path.endswith(".pyc") and (_STDLIB_DIR.match(path) or _SITE.search(path)
+                                      or _ANY_STDLIB.search(path)):
             return None  # removed before the tests run (see the module docstring)
         stdlib = _STDLIB_DIR.match(path)
         if stdlib and not _SITE.search(path):

@@ -90,8 +90,10 @@ def test_each_spelling_is_caught(change, content):
 def test_the_installers_caches_are_emptied_of_what_the_agent_put_there():
     removed = ProtectedPaths("/app").bytecode([
         ("C", "/root/.cache"), ("A", "/root/.cache/uv"), ("A", "/root/.cache/uv/archive-v0"),
-        ("C", "/root/.cache/pip/http/x"), ("A", "/root/.cache/huggingface/model.bin")])
-    assert removed == ["/root/.cache/uv/", "/root/.cache/pip/http/x"]
+        ("C", "/root/.cache/pip/http/x"), ("A", "/root/.cache/huggingface/model.bin"),
+        ("A", "/opt/conda/lib/python3.11/__pycache__/os.cpython-311.pyc")])
+    assert removed == ["/root/.cache/uv/", "/root/.cache/pip/http/x",
+                       "/opt/conda/lib/python3.11/__pycache__/os.cpython-311.pyc"]
 
 
 @pytest.mark.parametrize("path", ["/usr/local", "/usr/local/lib", "/usr/lib/python3",
