@@ -323,7 +323,8 @@ class ProtectedPaths:
             # `python -m venv DIR` writes DIR/pyvenv.cfg in a folder it creates; one beside
             # an existing interpreter makes it load its standard library from elsewhere
             return "Python path configuration (._pth / pyvenv.cfg)"
-        if not path.startswith(self.workdir.rstrip("/") + "/") or self.workdir in self.code_dirs[1:]:
+        in_workdir = self.workdir != "/" and path.startswith(self.workdir + "/")
+        if not in_workdir or self.workdir in self.code_dirs[1:]:
             hook = next((part for part in PurePosixPath(path).parts
                          if part.split(".", 1)[0] in ("sitecustomize", "usercustomize")), None)
             if hook and (hook != name or name.endswith((".py", ".pyc", ".so"))):

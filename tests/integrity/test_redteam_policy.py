@@ -103,3 +103,9 @@ def test_a_toolchain_folder_replaced_by_a_link_is_tampering(path):
     """A `C` entry that is no parent of another change: the folder itself changed."""
     assert flagged([("C", path), ("A", "/opt/copy/bin/pytest")]) == [path]
     assert path not in flagged([("C", path), ("A", f"{path}/new-file")])  # only a parent
+
+
+def test_start_up_hooks_are_caught_when_the_work_directory_is_the_root():
+    policy = ProtectedPaths("/")
+    assert [v.path for v in policy.check([("A", f"{DIST}/sitecustomize.py")])] == [
+        f"{DIST}/sitecustomize.py"]
