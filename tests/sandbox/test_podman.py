@@ -215,3 +215,20 @@ def test_limits_podman_would_ignore_are_refused():
         _check_cgroups(rootless_v1)
     _check_cgroups({"host": {"cgroupControllers": ["cpu", "memory", "pids"],
                              "cgroupVersion": "v2"}})
+
+
+def test_an_env_episode_runs_on_podman(podman):
+    """The seam end to end: an env given the Podman backend runs, verifies and scores an
+    episode."""
+    from envs.echo import EchoEnv
+    from tests.episodes import step_until_done
+
+    def bash(command: str) -> dict:
+        return {"content": "", "tool_calls": [{"name": "bash", "arguments": {"command": command}}]}
+
+    finish = {"content": "", "tool_calls": [{"name": "finish", "arguments": {}}]}
+    with EchoEnv(backend=podman) as env:
+        env.reset(options={"task_id": "echo-pod"})
+        assert podman.client.api.inspect_container(env.sandbox.id)["Id"] == env.sandbox.id
+        reward, info, _ = step_until_done(env, [bash("echo pod > /tmp/answer.txt"), finish])
+    assert (reward, info["status"]) == (1.0, "ok")
