@@ -78,8 +78,8 @@ class Session:
         self.frames: list[str] = []
         self.memory: dict[str, str] = {}
         self.t0 = time.monotonic()
-        page.on("pageerror", lambda e: self.page_errors.append(
-            {"t_ms": self.now_ms(), "message": str(e)[:500]}))
+        page.on("pageerror", lambda e: _keep(self.page_errors,
+                                             {"t_ms": self.now_ms(), "message": str(e)[:500]}))
         page.on("console", self._on_console)
 
     def now_ms(self) -> int:
@@ -91,7 +91,7 @@ class Session:
         if url.startswith(self.origin) or scheme in ("data", "blob", "about"):
             route.continue_()
         else:
-            self.blocked.append(url[:300])
+            _keep(self.blocked, url[:300])
             route.abort("internetdisconnected")
 
     def _on_console(self, msg: Any) -> None:
@@ -102,7 +102,7 @@ class Session:
         off_host = location and not location.startswith(self.origin)
         if text.startswith("Failed to load resource") and (off_host or self.blocked):
             return  # an aborted off-host request: recorded in `blocked`, not the page's bug
-        self.console_errors.append({"t_ms": self.now_ms(), "message": text[:500]})
+        _keep(self.console_errors, {"t_ms": self.now_ms(), "message": text[:500]})
 
     def frame(self, label: str) -> None:
         name = f"frames/{len(self.frames):03d}-{re.sub(r'[^a-z0-9]+', '-', label.lower())[:40]}.png"
@@ -114,6 +114,16 @@ class Session:
 
 
 # -- steps --------------------------------------------------------------------------
+
+MAX_RECORDED = 200
+"""Errors and blocked requests kept per run: the page decides how many it makes, and all
+of them go into result.json, the host's memory and the stored reward details."""
+
+
+def _keep(items: list, item: Any) -> None:
+    if len(items) < MAX_RECORDED:
+        items.append(item)
+
 
 def _poll(fn: Any, timeout_ms: int, what: str) -> None:
     """Retry an expectation until it holds or the timeout passes (as Playwright's expect)."""

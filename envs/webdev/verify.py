@@ -160,6 +160,8 @@ class BrowserVerifier:
         return VerifierResult(reward, details)
 
 
+MAX_DETAIL_ITEMS = 200
+"""Errors and blocked requests kept in `reward_details` (the page decides how many)."""
 BEHAVIOUR_PASS_SHARE = 0.5
 """Share of the behaviour checks' weight a page must pass to score anything."""
 
@@ -213,9 +215,9 @@ def score(result: dict[str, Any], artifacts_dir: Path, container_s: float,
             "frames": [str(artifacts_dir / f) for f in result.get("frames", [])],
             "result": str(artifacts_dir / "result.json"),
         },
-        "page_errors": result.get("page_errors", []),
-        "console_errors": result.get("console_errors", []),
-        "blocked_requests": result.get("blocked_requests", []),
+        "page_errors": list(result.get("page_errors", []))[:MAX_DETAIL_ITEMS],
+        "console_errors": list(result.get("console_errors", []))[:MAX_DETAIL_ITEMS],
+        "blocked_requests": list(result.get("blocked_requests", []))[:MAX_DETAIL_ITEMS],
         "runner_error": result.get("runner_error"),
         "video_error": result.get("video_error"),
         "browser_version": result.get("browser_version"),

@@ -71,3 +71,21 @@ def judge_prompt_text() -> str:
     from envs.webdev.judge import JUDGE_PROMPT
 
     return JUDGE_PROMPT
+
+
+def test_a_page_that_logs_without_end_leaves_bounded_details(tmp_path):
+    """console.error in a loop: every message went into result.json and reward_details."""
+    from envs.webdev.runner import MAX_RECORDED, _keep
+    from envs.webdev.verify import MAX_DETAIL_ITEMS, score
+
+    kept: list = []
+    for i in range(10_000):
+        _keep(kept, {"t_ms": i, "message": "x" * 500})
+    assert len(kept) == MAX_RECORDED
+    flood = [{"t_ms": 0, "message": "x"}] * 100_000
+    _, details = score({"checks": [{"name": "loads", "group": "executability", "weight": 1.0,
+                                    "passed": True}], "console_errors": flood,
+                        "page_errors": flood, "blocked_requests": ["u"] * 100_000},
+                       tmp_path, 0.0, 0.0)
+    assert max(len(details[k]) for k in ("console_errors", "page_errors",
+                                         "blocked_requests")) <= MAX_DETAIL_ITEMS
