@@ -204,6 +204,7 @@ def test_the_service_starts_on_demand_with_its_log(podman):
             service.terminate()
             service.wait(10)
         sock.unlink(missing_ok=True)
+        Path(f"{sock}.lock").unlink(missing_ok=True)
 
 
 def test_limits_podman_would_ignore_are_refused():
