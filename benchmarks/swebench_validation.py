@@ -36,6 +36,32 @@ DATASET = Path("/work/shared/data/swebench/swe-bench-verified.jsonl")
 OUT = Path(__file__).parent / "results" / "swebench_validation.md"
 
 
+NOTES: dict[str, str] = {
+    # Causes read from the runs (benchmarks/results/swebench_validation.md shows the evidence).
+    "psf__requests-1724": (
+        "dataset defect: all 6 FAIL_TO_PASS tests pass without the fix (its patch is a "
+        "Python 2 unicode fix; on Python 3 these httpbin tests pass either way; SWE-bench's "
+        "before-run failed them for network reasons). An empty patch would score 1: "
+        "rightly refused."),
+    "psf__requests-1766": (
+        "5 of its 6 FAIL_TO_PASS tests pass without the fix (mislabelled by a network-flaky "
+        "before-run); the sixth fails before and passes after, so an empty patch scores 0. "
+        "Valid once validation asks only that not every FAIL_TO_PASS passes early "
+        "(helpers/requests/swe.md #4)."),
+    "psf__requests-1921": (
+        "as psf__requests-1766: 5 of 6 FAIL_TO_PASS pass without the fix "
+        "(helpers/requests/swe.md #4)."),
+    "psf__requests-2317": (
+        "as psf__requests-1766: FAIL_TO_PASS mislabelled by a network-flaky before-run "
+        "(helpers/requests/swe.md #4)."),
+    "pytest-dev__pytest-7521": (
+        "PASS_TO_PASS lists `test_capsysbinary.py::test_hello`, a file only an inner pytest "
+        "run has (SWE-bench read it from printed output); the runner passes it to pytest, "
+        "which exits 4. grading.grade leaves such ids out given `absent_files`; the runner "
+        "passing them is helpers/requests/swe.md #1 and #3."),
+}
+
+
 def load(dataset: Path) -> list[SWEInstance]:
     return [SWEInstance.model_validate(json.loads(line)) for line in dataset.open() if line.strip()]
 
@@ -148,11 +174,14 @@ def render(rows: list[dict], total_images: int, out: Path) -> None:
               "the same way."]
     bad = [r for r in rows if r["status"] != "valid"]
     if bad:
-        lines += ["", "## Not gold-valid, and why", "", "| instance | version | Python | status | reason |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "## Not gold-valid, and why", "",
+                  "| instance | version | Python | status | verdict | cause |",
+                  "|---|---|---|---|---|---|"]
         for r in bad:
-            reason = (r.get("reason") or "").replace("|", "\\|").replace("\n", " ")[:600]
-            lines.append(f"| {r['id']} | {r['version']} | {r['python']} | {r['status']} | {reason} |")
+            reason = (r.get("reason") or "").replace("|", "\\|").replace("\n", " ")[:400]
+            note = NOTES.get(r["id"], "").replace("|", "\\|")
+            lines.append(f"| {r['id']} | {r['version']} | {r['python']} | {r['status']} | "
+                         f"{reason} | {note} |")
     tails = [r for r in bad if r.get("log_tail")]
     if tails:
         lines += ["", "## Build log tails (task_error)", ""]
