@@ -48,8 +48,9 @@ unbounded: a limit that cannot be enforced makes `start` refuse with the reason)
 * **Exec, archive API, diff, commit** behave as Docker's for what `DockerSandbox` uses,
   with three quirks: under heavy load Podman 4.3 may lose an exec's attach (its log:
   "timed out waiting for file .../exit"), so the shell's start is retried once; the
-  archive stat header names every path its own `linkTarget`, so a read follows it to
-  the depth limit (correct, slower: benchmarks/results/podman.md); diff lists `/etc`
+  archive stat header names every path its own `linkTarget`, which the client clears
+  unless the path is a link (`podman_service.PodmanAPIClient`; else every read would
+  follow it to its depth limit, 9 GETs); diff lists `/etc`
   as changed (Podman's mount points for hosts and resolv.conf live in the writable
   layer; the files themselves are left out). CNI's per-bridge isolation rules outlive
   their bridge: they are removed with the network. Image names come back fully

@@ -11,7 +11,9 @@ rootless: both under `$XDG_RUNTIME_DIR`. `$ENVFARM_PODMAN_SOCKET` and
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import json
 import os
 import resource
 import shutil
@@ -111,10 +113,39 @@ def libpod_info(client: docker.DockerClient) -> dict[str, Any]:
     return dict(res.json())
 
 
+class PodmanAPIClient(docker.APIClient):
+    """docker-py's low-level client, with Podman's answers made Docker's where they differ.
+
+    The archive API's stat header (`X-Docker-Container-Path-Stat`): Podman names every
+    path its own `linkTarget` (a regular file `/tmp/x`: `"/tmp/x"`), Docker only links.
+    Readers that follow links (`sandbox.streams.read_file`) would follow every path to
+    their depth limit, one archive GET per hop; here the field is cleared unless the mode
+    says symlink (Go's `os.ModeSymlink`, bit 27, set alike by both engines)."""
+
+    def _get(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        res = super()._get(url, *args, **kwargs)
+        header = res.headers.get(_STAT_HEADER) if url.endswith("/archive") else None
+        if header:
+            try:
+                stat = json.loads(base64.b64decode(header))
+            except ValueError:
+                return res
+            if stat.get("linkTarget") and not int(stat.get("mode", 0)) & _MODE_SYMLINK:
+                stat["linkTarget"] = ""
+                res.headers[_STAT_HEADER] = base64.b64encode(json.dumps(stat).encode()).decode()
+        return res
+
+
+_STAT_HEADER = "X-Docker-Container-Path-Stat"
+_MODE_SYMLINK = 1 << 27
+
+
 def _client(socket: Path, timeout_s: float) -> docker.DockerClient:
+    client = docker.DockerClient.__new__(docker.DockerClient)
     # A fixed API version: "auto" would ask the (maybe not yet started) service.
-    return docker.DockerClient(base_url=f"unix://{socket}", version=API_VERSION,
-                               timeout=int(timeout_s))
+    client.api = PodmanAPIClient(base_url=f"unix://{socket}", version=API_VERSION,
+                                 timeout=int(timeout_s))
+    return client
 
 
 def _answers(client: docker.DockerClient) -> bool:

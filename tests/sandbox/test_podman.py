@@ -121,11 +121,13 @@ def test_stop_processes_snapshot_and_changes(podman, base_image):
     with podman.start(base_image) as box:
         box.exec("setsid sh -c 'while :; do sleep 1; done' >/dev/null 2>&1 < /dev/null &")
         box.write_file("/work/made.txt", "made\n")
-        box.exec("rm -f /etc/issue")
+        box.exec("rm -f /etc/issue; ln -s made.txt /work/rel; ln -s /work/made.txt /work/abs")
+        # Podman's stat header names every path its own link target; only links are followed
+        assert box.read_file("/work/rel") == box.read_file("/work/abs") == b"made\n"
         box.stop_processes()
         assert "sleep 1" not in box.exec("ps -eo args 2>/dev/null || true").output
         changes = {(c.kind, c.path) for c in box.changes()}
-        assert {("A", "/work/made.txt"), ("D", "/etc/issue")} <= changes
+        assert {("A", "/work/made.txt"), ("A", "/work/rel"), ("D", "/etc/issue")} <= changes
         assert not {p for _, p in changes} & {"/etc/hosts", "/etc/resolv.conf", "/run/.containerenv"}
         snap = box.snapshot()
     try:
