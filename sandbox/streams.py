@@ -16,7 +16,7 @@ import io
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Self
 
 import docker.errors
 import docker.utils
@@ -73,7 +73,7 @@ class ArchiveStream:
     def close(self) -> None:
         self._res.close()
 
-    def __enter__(self) -> ArchiveStream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -100,7 +100,9 @@ def read_file(api: Any, container_id: str, path: str, max_bytes: int | None = No
     with archive:
         stat = archive.stat
         target = stat.get("linkTarget") or ""
-        if target and _depth < 8:  # a link inside the sandbox: read what it names there
+        # A link inside the sandbox: read what it names there. Only a link's stat has
+        # Go's os.ModeSymlink bit (1 << 27); Podman fills linkTarget for every path.
+        if target and _depth < 8 and int(stat.get("mode", 0)) & (1 << 27):
             archive.close()
             resolved = str(PurePosixPath(path).parent / target) if not target.startswith("/") \
                 else target
