@@ -35,9 +35,11 @@ from typing import Any
 
 from envs import status as st
 from envs.core import ToolEnv, VerifierResult
+from envs.integrity import blame
 from envs.tools import BashTool, FinishTool, StrReplaceEditorTool, Tool
 from sandbox import Limits
 from sandbox.errors import AgentCaused, ContainerDied, SandboxError
+from swe_tasks import network
 from swe_tasks.environment import ensure_image
 from swe_tasks.example import EXAMPLE_ID, example_instance
 from swe_tasks.instance import SWEInstance
@@ -131,9 +133,11 @@ class SWEEnv(ToolEnv):
         try:
             sandbox.stop_processes()
             return read_changes(sandbox, inst, injected)
-        except SandboxError as exc:
-            self._blame_the_agent_if_oom(sandbox, exc)
-            raise
+        except SandboxError as exc:  # a container the agent stopped (ptrace, OOM): its doing
+            blamed = blame(exc, sandbox, self.backend)
+            if blamed is exc:
+                raise
+            raise blamed from exc
 
     def _grade_in_fresh_sandbox(self, inst: SWEInstance, spec: RepoSpec,
                                 changes: list[Change]) -> VerifierResult:
@@ -141,6 +145,7 @@ class SWEEnv(ToolEnv):
                                 cap_add=list(VERIFIER_CAPS),
                                 labels={"envfarm.task": inst.instance_id[:200],
                                         "envfarm.role": "verifier"}) as fresh:
+            network.prepare(fresh, spec.network)  # as gold validation runs the tests
             inject(fresh, inst, hide_tests=False, post_inject=spec.post_inject)
             diff = build_patch(fresh, inst, changes)
             details: dict[str, Any] = {
