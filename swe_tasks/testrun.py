@@ -176,6 +176,10 @@ echo "$rc" > $D/rc
 def _run(sandbox: Sandbox, spec: RepoSpec, targets_list: list[str], f2p: list[str],
          p2p: list[str], limit: float, test_files: list[str] | None = None) -> TestRun:
     """One pytest run under `_RUNNER` (module docstring: who can reach what)."""
+    absent = _absent_files(sandbox, [t.split("::", 1)[0] for t in f2p + p2p if "::" in t],
+                           test_files or [])
+    kept = [t for t in targets_list if t.split("::", 1)[0] not in absent]
+    targets_list = kept or [f for f in test_files or [] if f.endswith(".py")] or targets_list
     tag = uuid.uuid4().hex
     work, pipe = f"/tmp/envfarm-run-{tag}", f"/tmp/envfarm-pipe-{tag}"
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in spec.env.items())
@@ -204,10 +208,27 @@ def _run(sandbox: Sandbox, spec: RepoSpec, targets_list: list[str], f2p: list[st
     elif problem:
         result = GradeReport(False, exit_code=exit_code, reason=problem)
     else:
-        result = grade(f2p, p2p, xml or None, exit_code)
+        result = grade(f2p, p2p, xml or None, exit_code, absent_files=absent,
+                       network_tests=spec.network_tests)
     result_code = exit_code if exit_code is not None else res.exit_code
     return TestRun(result, result_code, timed_out, res.duration_s, tail[-3000:],
                    tests_user="root" if user in ("", "root") else f"uid {user}")
+
+
+def _absent_files(sandbox: Sandbox, named: list[str], test_files: list[str]) -> list[str]:
+    """Files named by listed test ids that neither the pristine commit nor the test patch
+    holds: ids SWE-bench's log parser read from an inner run's output (pytest's own suite
+    runs pytest), which no run can collect. Judged on the commit, not the working tree,
+    so an agent that deletes a test file cannot make its tests absent."""
+    candidates = [f for f in dict.fromkeys(named) if f not in set(test_files)]
+    if not candidates:
+        return []
+    res = sandbox.exec("git -c core.quotepath=off -C /testbed ls-tree -r --name-only HEAD -- "
+                       + " ".join(shlex.quote(f) for f in candidates), timeout_s=60)
+    if not res.ok:
+        return []
+    present = set(res.output.splitlines())
+    return [f for f in candidates if f not in present]
 
 
 def report_problem(xml: bytes) -> str | None:

@@ -88,9 +88,13 @@ def validate_run(instance: SWEInstance, image: str, spec: RepoSpec,
             return RunOutcome(False, f"test_patch does not apply: {tp.log[-300:]}")
         before = run_tests(sb, instance, spec, pass_to_pass=[]).grade
         out = RunOutcome(False, before=before.fail_to_pass)
-        if any(o in PASSING for o in before.fail_to_pass.values()):
-            passing = failing_tests(before.fail_to_pass, must_pass=False)
-            out.reason = f"FAIL_TO_PASS passes without the fix: {passing}"
+        # An empty patch must score 0: resolution needs every FAIL_TO_PASS test, so one
+        # that fails without the fix is enough. Some SWE-bench lists hold tests that pass
+        # either way (their "before" run failed for network reasons): named, not fatal.
+        early = failing_tests(before.fail_to_pass, must_pass=False)
+        if before.fail_to_pass and all(o in PASSING for o in before.fail_to_pass.values()):
+            out.reason = f"an empty patch would score 1: every FAIL_TO_PASS passes without " \
+                         f"the fix: {early}"
             return out
         gp = apply_patch(sb, instance.patch, "gold")
         if not gp.applied:
@@ -99,6 +103,8 @@ def validate_run(instance: SWEInstance, image: str, spec: RepoSpec,
         after = run_tests(sb, instance, spec).grade
         out.after = {**after.fail_to_pass, **after.pass_to_pass}
         out.ok = after.resolved
+        if out.ok and early:
+            out.reason = f"mislabelled FAIL_TO_PASS (passes without the fix): {early}"
         if not after.resolved:
             bad = failing_tests(out.after, must_pass=True)
             out.reason = f"with the gold patch: {after.reason}" + (
@@ -142,7 +148,7 @@ def verdict_of(outcomes: list[RunOutcome]) -> Verdict:
         why = "; ".join(changed[:5]) or next((o.reason for o in outcomes if o.reason), "")
         return Verdict("flaky", f"runs disagree (resolved per run: {oks}): {why}", outcomes)
     if first.ok:
-        return Verdict("valid", None, outcomes)
+        return Verdict("valid", first.reason, outcomes)  # a mislabelled-F2P note, or None
     return Verdict("invalid", first.reason, outcomes)
 
 
