@@ -56,10 +56,12 @@ class VLLMPolicy:
         guided: constrain every turn to one well-formed tool call (`policies.guided`).
         free_text: with `guided`, a short line of prose may precede the call.
         logprobs_mode: what the server's logprobs are (its `--logprobs-mode`). The
-            default `raw_logprobs` is the model's own distribution before temperature,
-            top-p and the guidance mask: the same quantity a trainer recomputes from
-            the weights, so importance ratios start at 1 (see tests/realmodel).
-            Recorded with every call.
+            default `raw_logprobs` is the model's own distribution before temperature
+            and top-p: for unguided turns the quantity a trainer recomputes from the
+            weights (mismatch ~1e-6, tests/realmodel). vLLM applies the guidance mask
+            to the logits first, so for guided turns they are renormalised over the
+            tokens the grammar allows (a forced token has logprob 0): take PPO ratios
+            against logprobs the trainer recomputes. Recorded with every call.
         system_prompt, few_shot: prompt configuration applied before the first call
             (`Conversation.configure_prompt`).
 

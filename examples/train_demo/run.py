@@ -25,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -101,7 +102,17 @@ def serve(weights: Path, logs: Path) -> LocalVLLMServer:
     ).start()
 
 
-def reload(server: LocalVLLMServer, weights: Path) -> None:
+class Running:
+    """A server someone else started (`--url`); stopping it is theirs to do."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def stop(self) -> None:
+        pass
+
+
+def reload(server: LocalVLLMServer | Running, weights: Path) -> None:
     """The running server loads `weights` in place (vLLM's `reload_weights`, ~2 s instead
     of a ~100 s restart) and drops its prefix cache, whose keys and values the old
     weights computed."""
@@ -150,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "train_demo")
     ap.add_argument("--plot", type=Path, default=None, help="PNG path (default OUT/curve.png)")
+    ap.add_argument("--url", default=None, help="a running vLLM server (started with "
+                    "VLLM_SERVER_DEV_MODE=1, serving the installed model) instead of a new one")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally`: stop the server
 
     started = time.monotonic()
     out: Path = args.out
@@ -165,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         f"held-out: {len(HELD_OUT_WORDS)} tasks x {args.eval_n}; out {out}")
     points: list[dict[str, Any]] = []
     t0 = time.monotonic()
-    server = serve(weights, out / "logs")
+    server = Running(args.url) if args.url else serve(weights, out / "logs")
     log(f"vLLM serving {weights.name} at {server.url} ({time.monotonic() - t0:.0f} s to start)")
     try:
         served = spec.model_copy(update={"urls": [server.url], "tokenizer": str(weights)})

@@ -11,16 +11,23 @@ Steps:
   1. Read the rows (prompt_ids, response_ids, response_mask, response_logprobs,
      reward, task_id): the exact tokens vLLM saw and returned, nothing re-tokenized.
   2. Recompute log p(token) of every model token (response_mask = 1) with the
-     current weights in float32 at temperature 1 (what vLLM's `raw_logprobs`
-     are) and report the training-inference mismatch |logp_trainer - logp_vllm|.
+     current weights in float32 at temperature 1 and compare it with vLLM's stored
+     logprob: the training-inference mismatch, split into tokens the grammar forced
+     (vLLM logprob 0) and free ones.
   3. GRPO advantages by verl's own `core_algos.compute_grpo_outcome_advantage`
      (outcome reward normalised within the task's group). Groups whose rewards are
      all equal carry no signal and are dropped first (dynamic sampling).
   4. PPO-clip loss by verl's own `core_algos.compute_policy_loss_vanilla` over model
-     tokens only, the importance ratio exp(logp_new - logp_vllm) taken against the
-     stored vLLM logprobs (token-mean over the mini-batch).
-  5. AdamW steps (one per mini-batch), then the weights are saved as safetensors
-     beside the tokenizer and template files, ready for vLLM to serve.
+     tokens only (token-mean). The old logprobs of the ratio are those the trainer
+     recomputed in step 2, before any step, as verl's actor does: under guided
+     decoding vLLM's logprobs (raw mode included) are renormalised over the tokens
+     the grammar allows, so a ratio against them would be below 1 wherever the
+     grammar narrowed the choice (at the bash/finish choice too) and PPO's clip would
+     drop exactly the negative-advantage gradient the model must learn from. For
+     unguided turns the two agree to ~1e-6 (tests/realmodel).
+  5. AdamW step(s) on the top `--train-layers` decoder layers (0: all), then the
+     weights are saved as safetensors beside the tokenizer and template files,
+     ready for vLLM to reload.
 
 CPU speed: every episode of a group starts with the same system prompt, tools and
 few-shot example, so that shared prefix runs through the model once per mini-batch
