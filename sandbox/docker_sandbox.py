@@ -14,13 +14,13 @@ import tarfile
 import threading
 import time
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Self
 
-import docker
 import docker.errors
 
+import docker
 from sandbox import streams
-from sandbox.errors import ContainerDied, FileTooLarge, SandboxError
+from sandbox.errors import AgentCaused, ContainerDied, FileTooLarge, SandboxError
 from sandbox.hostfiles import add_tree
 from sandbox.shell import PersistentShell, death
 from sandbox.types import ExecResult, FileChange, Limits
@@ -119,22 +119,43 @@ class DockerSandbox:
         """Kill every process but PID 1 (the keep-alive), from a fresh exec as root.
 
         Repeated until none is left, so a fork bomb or a double-forked daemon cannot
-        outlive the agent's turn. The persistent shell is gone afterwards."""
+        outlive the agent's turn. The persistent shell is gone afterwards. The loop runs
+        the sandbox's own `sh`, which the agent may have replaced: its exit code must be
+        0 and the engine's own process list (`docker top`, read on the host) must show
+        nothing but the keep-alive, or the agent kept processes alive: `AgentCaused`."""
         self._check_open()
         with self._lock:
             self._shell.close()
-            script = ("for i in 1 2 3 4 5 6 7 8; do kill -9 -1 2>/dev/null; "
+            script = ("for i in $(seq 40 2>/dev/null || echo 1 2 3 4 5 6 7 8); do "
+                      "kill -9 -1 2>/dev/null; "
                       "n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; "
                       "[ $n -le 3 ] && exit 0; sleep 0.05; done; exit 1")
             try:
                 exec_id = self._api.exec_create(self.id, ["sh", "-c", script], user="0:0",
                                                 privileged=False)["Id"]
                 self._api.exec_start(exec_id)
+                code = self._api.exec_inspect(exec_id).get("ExitCode")
             except docker.errors.NotFound as exc:
                 raise death(self._api, self.id) from exc
             except docker.errors.DockerException as exc:
                 self._ensure_running()
                 raise SandboxError(f"cannot stop processes in {self.id[:12]}: {exc}") from exc
+            left = self._processes_left()
+            if code != 0 or left > 0:
+                raise AgentCaused(
+                    f"the agent's processes could not be stopped in {self.id[:12]} (kill loop "
+                    f"exit code {code}, {left} process(es) besides the keep-alive): a "
+                    f"replaced /bin/sh or processes that outlive SIGKILL")
+
+    def _processes_left(self) -> int:
+        """Processes besides the keep-alive and its sleep, as the engine lists them (0 when
+        the engine cannot list them, as some runtimes cannot: the exit code decides)."""
+        try:
+            listed = self._api.top(self.id).get("Processes") or []
+        except docker.errors.DockerException:
+            return 0
+        alive = [row for row in listed if not any("<defunct>" in str(c) for c in row)]
+        return max(0, len(alive) - 2)
 
     def changes(self) -> list[FileChange]:
         """Paths that differ from the image, as the engine sees them (`docker diff`).
@@ -205,7 +226,7 @@ class DockerSandbox:
             if self._on_close is not None:
                 self._on_close(self)
 
-    def __enter__(self) -> DockerSandbox:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
