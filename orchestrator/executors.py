@@ -15,7 +15,6 @@ blocked on one.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import itertools
 import os
 import queue
 import socket
@@ -130,9 +129,22 @@ class EpisodeWorker:
     def node(self) -> str:
         return socket.gethostname()
 
+    def node_id(self) -> str:
+        """The Ray node this actor runs on (several nodes may share one host)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
 
 class RayExecutor:
     """Episodes on `workers` threaded Ray actors, `per_worker` episodes each.
+
+    Each episode goes to the actor with the fewest in flight: round robin would keep
+    handing episodes to an actor whose slots are all busy (they queue inside it, unrun)
+    while another actor has free slots, once episode lengths differ. An actor whose
+    episode failed with a Ray error (its node died; it restarts elsewhere) gets no new
+    episode until a probe call answers: with least-loaded choice it would otherwise look
+    the emptiest and draw every new episode into the failure, costing each an attempt.
 
     A local Ray is started when `address` is None. With `node_resource`, actors only go
     to nodes that offer that custom resource (the cluster's sandbox workers, not its
@@ -156,7 +168,12 @@ class RayExecutor:
         self._resources = {node_resource: 1} if node_resource else None
         self._actor_cls = ray.remote(EpisodeWorker)
         self._actors = [self._spawn() for _ in range(workers)]
-        self._next = itertools.cycle(range(workers))
+        self.load = [0] * workers
+        """Episodes in flight per actor (index into the actors)."""
+        self.probing: set[int] = set()
+        """Actors given no new episode until a probe call answers (their node died)."""
+        self._load_lock = threading.Lock()
+        self._closed = False
 
     def _spawn(self) -> Any:
         return self._actor_cls.options(
@@ -164,12 +181,56 @@ class RayExecutor:
             scheduling_strategy="SPREAD", max_restarts=-1, max_task_retries=0).remote()
 
     def submit(self, job: EpisodeJob) -> cf.Future:
-        actor = self._actors[next(self._next)]
-        return actor.run.remote(job).future()
+        with self._load_lock:
+            usable = [i for i in range(len(self.load)) if i not in self.probing]
+            index = min(usable or range(len(self.load)), key=self.load.__getitem__)
+            self.load[index] += 1
+        future = self._actors[index].run.remote(job).future()
+        future.add_done_callback(lambda f, i=index: self._finished(i, f))
+        return future
+
+    def _finished(self, index: int, future: cf.Future) -> None:
+        with self._load_lock:
+            self.load[index] -= 1
+        if not future.cancelled() and isinstance(future.exception(), self._ray.exceptions.RayError):
+            self._probe(index)
+
+    def _probe(self, index: int, delay_s: float = 0.0) -> None:
+        """Hold `index` out of the choice until a call on it answers (retried each second)."""
+        with self._load_lock:
+            if self._closed or (index in self.probing and not delay_s):
+                return
+            self.probing.add(index)
+
+        def call() -> None:
+            if self._closed:
+                return
+            probe = self._actors[index].node_id.remote().future()
+            probe.add_done_callback(lambda f: self._probed(index, f))
+
+        if delay_s:
+            timer = threading.Timer(delay_s, call)
+            timer.daemon = True
+            timer.start()
+        else:
+            call()
+
+    def _probed(self, index: int, probe: cf.Future) -> None:
+        if probe.cancelled() or probe.exception() is not None:
+            self._probe(index, delay_s=1.0)
+            return
+        with self._load_lock:
+            self.probing.discard(index)
+
+    @property
+    def actors(self) -> list[Any]:
+        """The actor handles, in the order of `load`."""
+        return list(self._actors)
 
     def close(self, abort: bool = False) -> None:
         """Kill the actors (their running episodes end with them; `abort` is the same
         here: an actor never outlives its run)."""
+        self._closed = True
         for actor in self._actors:
             try:
                 self._ray.kill(actor, no_restart=True)

@@ -3,8 +3,12 @@ infrastructure failures, store every result as it arrives, and resume after a cr
 
 The plan is (task, sample index) pairs, grouped by environment image so that a worker
 reuses cached images. Nothing is held beyond what is in flight: each finished episode
-is written to the store before the next is dispatched, so a killed driver loses at
-most the episodes that were running, and `resume` runs exactly what is missing.
+is handed to the store's writer thread (`StoreWriter`, so a slow commit never holds up
+dispatch), and dispatch pauses while more than a slot's worth of records wait to be
+written; a killed driver loses at most the episodes running and those waiting to be
+written, and `resume` runs exactly what is missing. The loop learns which episodes
+finished from a queue their futures fill, so its cost per episode does not grow with
+the number in flight (benchmarks/results/scale.md).
 
 Failures, by who must act:
 - before the run is created, `orchestrator.preflight` checks the env, its arguments, the
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import queue
 import signal
 import threading
 import time
@@ -51,6 +56,7 @@ from orchestrator.policy_spec import PolicySpec
 from orchestrator.progress import RolloutProgress
 from orchestrator.records import EpisodeRecord
 from orchestrator.store import Store
+from orchestrator.store_writer import StoreWriter
 from sandbox import BackendConfig
 
 
@@ -169,6 +175,8 @@ class RolloutRunner:
         self._engine_checked = (0.0, True)
         self._engine_reported = 0.0
         self._probe: Any = None
+        self._finished: queue.SimpleQueue[cf.Future] = queue.SimpleQueue()
+        self._writer: StoreWriter | None = None
 
     @classmethod
     def resume(cls, run_id: str, store: Store | None = None, **kwargs: Any) -> RolloutRunner:
@@ -252,6 +260,8 @@ class RolloutRunner:
         pending = collections.deque(items)
         inflight: dict[cf.Future, tuple[WorkItem, EpisodeJob]] = {}
         executor = self._executor()
+        self._finished = queue.SimpleQueue()
+        self._writer = writer = StoreWriter(self.store)
         aborted = False
         try:
             with self._signals(progress), progress:
@@ -266,6 +276,8 @@ class RolloutRunner:
             summary.sandboxes_removed = remove_run_sandboxes(
                 self.sandbox_label, self._backend_data(), owner_gone_only=not stopped,
                 also_mine=True)
+            writer.close()  # every record handed over is written (or its error raised)
+            summary.stored += writer.stored
         if stopped:
             summary.interrupted = self._stopping
             summary.unfinished = len(pending) + len(inflight)
@@ -304,15 +316,18 @@ class RolloutRunner:
             if self._stopping is not None:
                 if not inflight or now >= self._stop_deadline:
                     return
-            elif self._engine_down_since is None:
+            elif self._engine_down_since is None and self._writer_keeps_up(executor):
                 self._dispatch(executor, pending, inflight)
             if inflight:
-                done, _ = cf.wait(list(inflight), timeout=0.25, return_when=cf.FIRST_COMPLETED)
+                done = self._next_finished(timeout_s=0.25)
             else:
-                done = set()
+                done = []
                 time.sleep(0.05)  # everything pending waits for its retry delay
             for future in done:
-                item, job = inflight.pop(future)
+                entry = inflight.pop(future, None)
+                if entry is None:
+                    continue
+                item, job = entry
                 self._handle(item, self._outcome(future, job), pending, summary, progress)
                 last_done = time.monotonic()
             self._watch_engine(progress)
@@ -320,6 +335,27 @@ class RolloutRunner:
             if inflight and now - max(last_done, last_report) >= self.config.stall_report_s:
                 last_report = now
                 progress.warn(self._stall_message(now - last_done, len(inflight)))
+
+    def _next_finished(self, timeout_s: float) -> list[cf.Future]:
+        """The futures that finished since the last call, waiting up to `timeout_s` for
+        one: O(finished), where `cf.wait` over every future in flight was O(in flight)."""
+        try:
+            done = [self._finished.get(timeout=timeout_s)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(self._finished.get_nowait())
+            except queue.Empty:
+                return done
+
+    def _writer_keeps_up(self, executor: Any) -> bool:
+        """Dispatch only while the records waiting to be written fit one more set of slots."""
+        writer = self._writer
+        if writer is None:
+            return True
+        writer.check()
+        return writer.backlog < max(64, executor.capacity)
 
     def _handle(self, item: WorkItem, record: EpisodeRecord, pending: collections.deque[WorkItem],
                 summary: RunSummary, progress: RolloutProgress) -> None:
@@ -341,7 +377,9 @@ class RolloutRunner:
                 progress.retried(record)
                 return
         record.attempts = item.attempt
-        if self.store.save_episode(record):
+        if self._writer is not None:
+            self._writer.put(record)
+        elif self.store.save_episode(record):
             summary.stored += 1
         progress.finished(record)
 
@@ -378,7 +416,9 @@ class RolloutRunner:
                 pending.append(item)
                 continue
             job = self.job(item)
-            inflight[executor.submit(job)] = (item, job)
+            future = executor.submit(job)
+            inflight[future] = (item, job)
+            future.add_done_callback(self._finished.put)
 
     @staticmethod
     def _outcome(future: cf.Future, job: EpisodeJob) -> EpisodeRecord:

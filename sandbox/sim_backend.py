@@ -15,14 +15,16 @@ and the failure rates default to the measured ones. Without it: log-normal with 
 median and p90 of benchmarks/results/sandbox.md (cold start p50 ~1.0 s, p90 ~1.4 s; a
 command p50 ~0.6 ms). Waits are scaled by `time_scale` (0 = no waiting).
 `start_failure_rate` and `exec_failure_rate` raise `SandboxError` (infrastructure) at
-those rates. Everything is seeded, so a scale run is reproducible.
+those rates. Draws are seeded per process and backend instance.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
+import os
 import random
 import re
 import shlex
@@ -81,6 +83,7 @@ MEASURED_START = Latency(1.032, 1.441)
 MEASURED_COMMAND = Latency(0.00064, 0.0119)
 
 _LIVE: dict[str, SimSandbox] = {}
+_INSTANCES = itertools.count()
 _LIVE_LOCK = threading.Lock()
 
 
@@ -300,7 +303,10 @@ class SimBackend:
         self.start_failure_rate = rate("start", start_failure_rate)
         self.exec_failure_rate = rate("exec", exec_failure_rate)
         self.time_scale = time_scale
-        self._rng = random.Random(seed)
+        # One stream per backend instance (a worker builds one per episode): the same seed
+        # in every instance would give every episode the same draws.
+        self._rng = random.Random(None if seed is None else
+                                  hash((seed, os.getpid(), next(_INSTANCES))))
         self._rng_lock = threading.Lock()
         self._images: dict[str, dict[str, bytes]] = {}
         self.started = 0

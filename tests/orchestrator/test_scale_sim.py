@@ -1,0 +1,161 @@
+"""The runner on the simulated engine: fast, no Docker, real runner, real store.
+
+The simulated backend (sandbox/sim_backend.py) and the scripted agent
+(orchestrator/sim_agent.py) are real implementations of their protocols, so these tests
+exercise dispatch, retries, the store writer and the Ray executor's choice of actor at
+concurrency no Docker test can afford. The Ray test starts a local Ray (marker `scale`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from orchestrator.records import EpisodeRecord
+from orchestrator.runner import RolloutConfig, RolloutRunner
+from orchestrator.store import Store
+from sandbox import BackendConfig, SandboxError
+from sandbox.sim_backend import Empirical, SimBackend
+
+PROFILE = Path(__file__).parents[2] / "benchmarks" / "results" / "sim_profile.json"
+
+
+def sim_rollout(store: Store, tasks: int, *, concurrency: int = 50, time_scale: float = 0.0,
+                think_scale: float = 0.0, **backend: object) -> RolloutRunner:
+    config = RolloutConfig(
+        env="sim-agent", imports=["orchestrator.sim_agent"],
+        task_ids=[f"sim-w{i}" for i in range(tasks)], executor="threads",
+        concurrency=concurrency, retry_backoff_s=0.05, retry_backoff_max_s=0.1,
+        env_kwargs={"turns": 4, "think_scale": think_scale},
+        backend=BackendConfig(type="sim", options={"time_scale": time_scale, "seed": 7,
+                                                   **backend}))
+    return RolloutRunner(config, store, show_progress=False)
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+def keys(store: Store, run_id: str) -> list[tuple[str, int]]:
+    with store.engine.connect() as conn:
+        return [(r.task_id, r.sample_index) for r in conn.execute(sa.text(
+            "SELECT task_id, sample_index FROM episodes WHERE run_id = :r"), {"r": run_id})]
+
+
+def test_the_profile_is_measured_docker_and_draws_stay_in_its_range() -> None:
+    profile = json.loads(PROFILE.read_text())
+    assert profile["backend"] == "docker" and profile["summary"]["start_s"]["n"] >= 20
+    backend = SimBackend(profile=str(PROFILE), seed=1)
+    start = backend.start_latency
+    assert isinstance(start, Empirical)
+    rng = random.Random(3)
+    draws = [start.draw(rng) for _ in range(2000)]
+    lo, hi = min(profile["samples"]["start_s"]), max(profile["samples"]["start_s"])
+    assert lo <= min(draws) and max(draws) <= hi
+    median = sorted(draws)[1000]
+    assert abs(median - profile["summary"]["start_s"]["p50"]) < 0.25 * median
+    measured = profile["failures"]["start"] / profile["attempts"]["start"]
+    assert backend.start_failure_rate == measured  # the profile's rate unless one is given
+    assert SimBackend(profile=str(PROFILE), start_failure_rate=0.5).start_failure_rate == 0.5
+
+
+def test_sim_backend_waits_what_the_profile_says() -> None:
+    backend = SimBackend(start=Empirical((0.05, 0.05)), time_scale=1.0)
+    t = time.monotonic()
+    box = backend.start("img")
+    assert 0.04 < time.monotonic() - t < 1.0
+    assert box.exec("echo hi > /tmp/a && cat /tmp/a").output == "hi\n"
+    with pytest.raises(SandboxError):
+        SimBackend(start_failure_rate=1.0, time_scale=0).start("img")
+
+
+def test_400_sim_episodes_at_100_running_each_stored_once_with_reward(store: Store) -> None:
+    summary = sim_rollout(store, 400, concurrency=100, time_scale=0.002).run()
+    assert summary.statuses == {"ok": 400} and summary.stored == 400
+    assert {e.reward for e in store.episodes(summary.run_id, with_calls=False)} == {1.0}
+    assert sorted(keys(store, summary.run_id)) == sorted((f"sim-w{i}", 0) for i in range(400))
+
+
+def test_engine_failures_are_retried_and_never_stored_twice(store: Store) -> None:
+    runner = sim_rollout(store, 150, start_failure_rate=0.2)
+    runner.config = runner.config.model_copy(update={"max_attempts": 10, "engine_wait_s": 0})
+    summary = runner.run()
+    assert summary.statuses == {"ok": 150}
+    assert summary.retried > 5  # about 20% of first attempts failed
+    got = keys(store, summary.run_id)
+    assert len(got) == len(set(got)) == 150
+    attempts = [e.attempts for e in store.episodes(summary.run_id, with_calls=False)]
+    assert max(attempts) >= 2 and sum(a - 1 for a in attempts) == summary.retried
+
+
+class FailingStore(Store):
+    """A real store whose writes start failing after `ok` episodes (the database left)."""
+
+    def __init__(self, url: str, ok: int) -> None:
+        super().__init__(url)
+        self.ok = ok
+        self.lock = threading.Lock()
+
+    def save_episode(self, rec: EpisodeRecord) -> bool:
+        with self.lock:
+            self.ok -= 1
+            if self.ok < 0:
+                raise sa.exc.OperationalError("INSERT", {}, Exception("database is gone"))
+        return super().save_episode(rec)
+
+
+def test_a_failing_store_write_stops_the_run_with_its_error(tmp_path: Path) -> None:
+    store = FailingStore(f"sqlite:///{tmp_path / 'fail.db'}", ok=20)
+    with pytest.raises(sa.exc.OperationalError, match="database is gone"):
+        sim_rollout(store, 200, concurrency=20).run()
+    assert len(list(store.episodes(store.list_runs()[0]["id"], with_calls=False))) == 20
+
+
+@pytest.mark.scale
+def test_ray_actor_killed_mid_run_its_episodes_retried_once_none_lost(store: Store) -> None:
+    """Two threaded actors on a local Ray; one is killed (it restarts) with episodes on it:
+    each of those is retried once, the new episodes avoid it while it restarts, and the
+    store holds every episode exactly once."""
+    import ray
+
+    from orchestrator.executors import RayExecutor
+
+    config = RolloutConfig(
+        env="sim-agent", imports=["orchestrator.sim_agent"],
+        task_ids=[f"sim-r{i}" for i in range(240)], executor="ray", workers=2,
+        concurrency=30, retry_backoff_s=0.2, retry_backoff_max_s=0.5, max_attempts=3,
+        env_kwargs={"turns": 3, "think_scale": 0.3},
+        backend=BackendConfig(type="sim", options={"time_scale": 0.3, "seed": 3}))
+    seen: dict[str, int] = {}
+
+    class KillingRunner(RolloutRunner):
+        def _executor(self) -> RayExecutor:
+            executor = super()._executor()
+
+            def kill() -> None:
+                while sum(executor.load) < 55:
+                    time.sleep(0.05)
+                seen["on_actor"] = executor.load[0]
+                ray.kill(executor.actors[0], no_restart=False)
+
+            threading.Thread(target=kill, daemon=True).start()
+            return executor
+
+    try:
+        summary = KillingRunner(config, store, show_progress=False).run()
+    finally:
+        ray.shutdown()
+    assert summary.statuses == {"ok": 240}
+    got = keys(store, summary.run_id)
+    assert len(got) == len(set(got)) == 240
+    attempts = [e.attempts for e in store.episodes(summary.run_id, with_calls=False)]
+    assert max(attempts) == 2
+    assert summary.retried == sum(a - 1 for a in attempts)
+    assert seen["on_actor"] - 3 <= summary.retried <= seen["on_actor"]
