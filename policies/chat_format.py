@@ -92,6 +92,48 @@ class ChatFormat:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
+    def encode_messages(self, text: str, messages: list[dict[str, Any]]) -> list[int]:
+        """Ids of `text`, the rendering of `messages`, where special-token text inside a
+        message (a tool output printing `<|im_end|>`, a task file holding one) stays text.
+
+        Only the template's own markup becomes special tokens: otherwise anything the agent
+        can make a tool print could forge a turn boundary in the training sequence. Each
+        such message text is found in the rendering (as is, or trimmed as templates trim)
+        and encoded with special-token matching off; text without special-token text is
+        encoded in one piece, as before."""
+        specials = self._special_texts()
+        risky = [t for m in messages for t in _message_texts(m) if any(s in t for s in specials)]
+        if not risky:
+            return self.encode(text)
+        ids: list[int] = []
+        cursor = 0
+        for piece in risky:
+            at = text.find(piece, cursor)
+            if at < 0 and piece.strip():
+                piece = piece.strip()
+                at = text.find(piece, cursor)
+            if at < 0:
+                continue
+            ids += self.encode(text[cursor:at])
+            ids += self._plain_tokenizer().encode(piece, add_special_tokens=False).ids
+            cursor = at + len(piece)
+        return ids + self.encode(text[cursor:])
+
+    def _special_texts(self) -> list[str]:
+        if not hasattr(self, "_specials"):
+            added = self.tokenizer.get_added_tokens_decoder().values()
+            self._specials = sorted({a.content for a in added if len(a.content) > 1})
+        return self._specials
+
+    def _plain_tokenizer(self) -> Tokenizer:
+        """A copy that tokenizes special-token text as ordinary text (its own instance:
+        the switch is per tokenizer, and the shared one is used from many threads)."""
+        if not hasattr(self, "_plain"):
+            plain = Tokenizer.from_str(self.tokenizer.to_str())
+            plain.encode_special_tokens = True
+            self._plain = plain
+        return self._plain
+
     def decode(self, ids: list[int]) -> str:
         """Exact text of `ids`, special tokens included."""
         return self.tokenizer.decode(ids, skip_special_tokens=False)
@@ -100,11 +142,12 @@ class ChatFormat:
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
     ) -> list[int]:
         """The first prompt: the whole rendered transcript plus the generation prompt."""
-        return self.encode(self.render(messages, tools, add_generation_prompt=True))
+        return self.encode_messages(self.render(messages, tools, add_generation_prompt=True),
+                                    messages)
 
     def delta_ids(self, new_messages: list[dict[str, Any]]) -> list[int]:
         """Tokens that follow the model's end-of-turn when `new_messages` come next."""
-        return self.encode(self.template.delta(new_messages))
+        return self.encode_messages(self.template.delta(new_messages), new_messages)
 
     # -- the running sequence of an episode --------------------------------
     def next_prompt(self, conv: Conversation) -> list[int]:
@@ -162,3 +205,14 @@ class ChatFormat:
             if a != b:
                 return i
         return min(len(decoded), len(rendered))
+
+
+def _message_texts(message: dict[str, Any]) -> list[str]:
+    """The free text of a message: its content, or the text parts of a content list."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return [content] if content else []
+    if isinstance(content, list):
+        return [p["text"] for p in content
+                if isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"]]
+    return []
