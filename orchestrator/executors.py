@@ -78,7 +78,7 @@ def _configure_quotas(job: EpisodeJob) -> None:
 class Executor(Protocol):
     capacity: int
 
-    def submit(self, job: EpisodeJob) -> cf.Future: ...
+    def submit(self, job: EpisodeJob, image_key: str | None = None) -> cf.Future: ...
 
     def close(self, abort: bool = False) -> None: ...
 
@@ -107,7 +107,7 @@ class ThreadExecutor:
             except BaseException as exc:  # noqa: BLE001 — handed to the runner as a failure
                 future.set_exception(exc)
 
-    def submit(self, job: EpisodeJob) -> cf.Future:
+    def submit(self, job: EpisodeJob, image_key: str | None = None) -> cf.Future:
         future: cf.Future = cf.Future()
         self._queue.put((future, job))
         return future
@@ -129,6 +129,9 @@ class EpisodeWorker:
     def node(self) -> str:
         return socket.gethostname()
 
+    def pid(self) -> int:
+        return os.getpid()
+
     def node_id(self) -> str:
         """The Ray node this actor runs on (several nodes may share one host)."""
         import ray
@@ -145,6 +148,8 @@ class RayExecutor:
     episode failed with a Ray error (its node died; it restarts elsewhere) gets no new
     episode until a probe call answers: with least-loaded choice it would otherwise look
     the emptiest and draw every new episode into the failure, costing each an attempt.
+    Episodes that name their image go to that image's home actor while it has a free slot
+    (`orchestrator.image_schedule.ImageAffinity`), so a node reuses the images it built.
 
     A local Ray is started when `address` is None. With `node_resource`, actors only go
     to nodes that offer that custom resource (the cluster's sandbox workers, not its
@@ -170,6 +175,9 @@ class RayExecutor:
         self._actors = [self._spawn() for _ in range(workers)]
         self.load = [0] * workers
         """Episodes in flight per actor (index into the actors)."""
+        from orchestrator.image_schedule import ImageAffinity
+
+        self.affinity = ImageAffinity()
         self.probing: set[int] = set()
         """Actors given no new episode until a probe call answers (their node died)."""
         self._load_lock = threading.Lock()
@@ -180,10 +188,10 @@ class RayExecutor:
             max_concurrency=self._per_worker, num_cpus=0, resources=self._resources,
             scheduling_strategy="SPREAD", max_restarts=-1, max_task_retries=0).remote()
 
-    def submit(self, job: EpisodeJob) -> cf.Future:
+    def submit(self, job: EpisodeJob, image_key: str | None = None) -> cf.Future:
         with self._load_lock:
             usable = [i for i in range(len(self.load)) if i not in self.probing]
-            index = min(usable or range(len(self.load)), key=self.load.__getitem__)
+            index = self.affinity.choose(image_key, self.load, self._per_worker, usable)
             self.load[index] += 1
         future = self._actors[index].run.remote(job).future()
         future.add_done_callback(lambda f, i=index: self._finished(i, f))

@@ -416,7 +416,7 @@ class RolloutRunner:
                 pending.append(item)
                 continue
             job = self.job(item)
-            future = executor.submit(job)
+            future = executor.submit(job, item.image_key or None)
             inflight[future] = (item, job)
             future.add_done_callback(self._finished.put)
 

@@ -9,7 +9,9 @@ concurrency no Docker test can afford. The Ray test starts a local Ray (marker `
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import threading
 import time
 from pathlib import Path
@@ -120,7 +122,8 @@ def test_a_failing_store_write_stops_the_run_with_its_error(tmp_path: Path) -> N
 
 @pytest.mark.scale
 def test_ray_actor_killed_mid_run_its_episodes_retried_once_none_lost(store: Store) -> None:
-    """Two threaded actors on a local Ray; one is killed (it restarts) with episodes on it:
+    """Two threaded actors on a local Ray; one's process is SIGKILLed (the actor restarts)
+    with episodes on it:
     each of those is retried once, the new episodes avoid it while it restarts, and the
     store holds every episode exactly once."""
     import ray
@@ -138,12 +141,13 @@ def test_ray_actor_killed_mid_run_its_episodes_retried_once_none_lost(store: Sto
     class KillingRunner(RolloutRunner):
         def _executor(self) -> RayExecutor:
             executor = super()._executor()
+            pid = ray.get(executor.actors[0].pid.remote(), timeout=120)
 
-            def kill() -> None:
+            def kill() -> None:  # the actor's process dies (its node went away)
                 while sum(executor.load) < 55:
                     time.sleep(0.05)
                 seen["on_actor"] = executor.load[0]
-                ray.kill(executor.actors[0], no_restart=False)
+                os.kill(pid, signal.SIGKILL)
 
             threading.Thread(target=kill, daemon=True).start()
             return executor
@@ -159,3 +163,37 @@ def test_ray_actor_killed_mid_run_its_episodes_retried_once_none_lost(store: Sto
     assert max(attempts) == 2
     assert summary.retried == sum(a - 1 for a in attempts)
     assert seen["on_actor"] - 3 <= summary.retried <= seen["on_actor"]
+
+
+def test_image_affinity_keeps_an_image_on_its_home_while_it_has_room() -> None:
+    from orchestrator.image_schedule import ImageAffinity
+
+    affinity = ImageAffinity()
+    load = [0, 0, 0]
+    first = affinity.choose("repo-1.0", load, 2, [0, 1, 2])
+    load[first] += 1
+    other = affinity.choose("repo-2.0", load, 2, [0, 1, 2])
+    assert other != first  # a new image goes to the least loaded
+    load[other] += 1
+    assert affinity.choose("repo-1.0", load, 2, [0, 1, 2]) == first  # home has room
+    load[first] = 2
+    assert affinity.choose("repo-1.0", load, 2, [0, 1, 2]) not in (first,)  # home full
+    assert affinity.choose("repo-1.0", [0, 0, 0], 2, [1, 2]) in (1, 2)  # home unusable
+
+
+def test_affinity_and_build_ahead_beat_fifo_on_a_simulated_schedule() -> None:
+    from orchestrator.image_schedule import DiskCache, make_catalogue, simulate
+
+    catalogue, schedule = make_catalogue(60, 1500, [(30.0, 20.0), (60.0, 40.0)], seed=3)
+    runs = {(p, a): simulate(catalogue, schedule, policy=p, nodes=4, slots=4, budget_mb=300,
+                             episode_s=[100.0] * len(schedule), prebuild_ahead=a)
+            for p, a in [("fifo", 0), ("affinity", 0), ("affinity", 4)]}
+    fifo, aff, ahead = runs["fifo", 0], runs["affinity", 0], runs["affinity", 4]
+    assert aff.hit_rate > fifo.hit_rate and aff.build_s < fifo.build_s
+    assert ahead.waited_s < aff.waited_s and ahead.hit_rate >= aff.hit_rate
+    cache = DiskCache(budget_mb=50)
+    cache.add("a", 30, 0.0, set())
+    cache.add("b", 30, 1.0, {"a"})  # a is pinned (its queue needs it): over budget, kept
+    assert "a" in cache and "b" in cache
+    cache.add("c", 10, 2.0, set())  # a is the least recently used unpinned image
+    assert "a" not in cache and cache.used_mb == 40 and cache.evictions == 1
