@@ -254,6 +254,50 @@ def wait_step_cost(n: int, rounds: int = 200) -> tuple[float, float]:
     return old, new
 
 
+class Echo:
+    """A threaded actor that hands back what it gets: Ray's own cost per call."""
+
+    def call(self, payload: Any) -> Any:
+        return payload
+
+
+def ray_floor(calls: int = 3000, in_flight: int = 200) -> dict[str, float]:
+    """Driver CPU per Ray actor call (submit + `.future()` + result), ms, with a payload
+    the size of an EpisodeJob out and an episode record back, `in_flight` at once."""
+    import concurrent.futures as cf
+
+    import ray
+
+    from orchestrator.executors import failed_record
+    from orchestrator.jobs import EpisodeJob
+    from orchestrator.policy_spec import PolicySpec
+
+    job = EpisodeJob(run_id="r", env_id="envfarm/sim-agent-v0", task_id="sim-w1",
+                     sample_index=0, policy=PolicySpec(), env_kwargs={"turns": 8},
+                     backend={"type": "sim", "options": {"profile": str(PROFILE)}})
+    record = failed_record(job, RuntimeError("x")).to_dict()
+    record["messages"] = [{"role": "assistant", "content": "", "tool_calls": [
+        {"id": f"c{i}", "type": "function", "function": {
+            "name": "bash", "arguments": {"command": f"echo step{i} > /tmp/step{i}"}}}]}
+        for i in range(10)] + [{"role": "tool", "content": "ok"}] * 10
+    actor = ray.remote(Echo).options(max_concurrency=in_flight, num_cpus=0).remote()
+    ray.get(actor.call.remote(1))
+    out = {}
+    for name, payload in (("empty", None), ("job out, record back", (job, record))):
+        c0 = resource.getrusage(resource.RUSAGE_SELF)
+        pending: set[cf.Future] = set()
+        for _ in range(calls):
+            if len(pending) >= in_flight:
+                _done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            pending.add(actor.call.remote(payload).future())
+        cf.wait(pending)
+        c1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+        out[name] = 1000 * cpu / calls
+    ray.kill(actor)
+    return out
+
+
 def recovery(cluster: LocalRayCluster, store: MeteredStore, *, nodes: int, per_node: int,
              episodes: int, turns: int, think_scale: float) -> Level:
     """Kill the node of actor 0 once every slot is busy; check retries and the store."""
@@ -400,7 +444,20 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=8, help="tool turns per episode")
     ap.add_argument("--think-scale", type=float, default=1.0, help="model latency multiplier")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--floor-only", action="store_true",
+                    help="only measure Ray's own cost per actor call (one node)")
     args = ap.parse_args()
+    if args.floor_only:
+        with LocalRayCluster(nodes=1):
+            floor = ray_floor()
+        text = ("\nRay's own driver CPU per actor call on this machine "
+                f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load "
+                f"{os.getloadavg()[0]:.1f}; submit + `.future()` + result, 200 in flight): "
+                + ", ".join(f"{k} {v:.2f} ms" for k, v in floor.items()) + ".\n")
+        with args.out.open("a") as f:
+            f.write(text)
+        print(text)
+        return
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load0 = os.getloadavg()
     workdir = Path(f"/tmp/envfarm-scale-{os.getpid()}")
