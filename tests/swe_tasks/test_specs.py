@@ -65,6 +65,10 @@ def test_the_harness_facts_carry_over():
     assert django.env["LC_ALL"] == "en_US.UTF-8" and "runtests.py" in django.harness_test_cmd
     assert SPECS[("sympy/sympy", "1.1")].runner == "sympy"
     sphinx = SPECS[("sphinx-doc/sphinx", "3.5")]
+    # tox's own arguments stay with tox: the harness's `tox --current-env -epy39 -v --`
+    # runs tox.ini's `python -X dev -m pytest`
+    assert sphinx.test_command == "python -X dev -m pytest -p no:cacheprovider -rA"
+    assert not [k for k, s in SPECS.items() if "--current-env" in s.test_command]
     assert sphinx.pre_install[0] == "sed -i 's/pytest/pytest -rA/' tox.ini"
     assert SPECS[("matplotlib/matplotlib", "3.5")].environment_yml == ["environment.yml"]
     astropy = SPECS[("astropy/astropy", "1.3")]
