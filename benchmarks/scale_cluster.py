@@ -83,8 +83,9 @@ class LocalRayCluster:
         """One worker node, started after the previous one is up: on a loaded machine a
         raylet that misses Ray's fixed 30 s registration window exits; it is retried."""
         alive = self.alive_nodes()
+        name = f"sim-node-{len(self.node_procs)}"
         for _ in range(tries):
-            proc = self._start(["--address", self.address,
+            proc = self._start(["--address", self.address, "--node-name", name,
                                 "--resources", json.dumps({NODE_RESOURCE: self.per_node_actors})])
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and proc.poll() is None:
@@ -94,6 +95,15 @@ class LocalRayCluster:
             _kill(list(reversed(self.processes(proc))))
         raise TimeoutError(f"a Ray worker node did not come up in {tries} tries; logs in "
                            f"{self.temp_dir}")
+
+    def node_index(self, node_id: str) -> int:
+        """Which of `node_procs` is the Ray node `node_id`."""
+        import ray
+
+        for n in ray.nodes():
+            if n["NodeID"] == node_id and n.get("NodeName", "").startswith("sim-node-"):
+                return int(n["NodeName"].rsplit("-", 1)[1])
+        raise KeyError(f"no worker node {node_id}")
 
     def alive_nodes(self) -> int:
         import ray
