@@ -33,6 +33,9 @@ from sandbox.errors import AgentCaused
 RUNNER_SOURCE = (Path(__file__).parent / "runner.py").read_text()
 _DIR = "/opt/envfarm-webdev"
 _OUT = "/tmp/webdev-out"
+CONTROL_TIMEOUT_S = 180.0
+"""The control run's limit: a blank page takes seconds, but a loaded machine must not
+turn a page's fault into an infra_error (only the failure path pays it)."""
 CONTROL_PAGE = "<!doctype html><html><body><p>envfarm control page</p></body></html>\n"
 BUILTIN_WEIGHTS = {"loads": 1.0, "no_uncaught_errors": 1.0, "no_console_errors": 1.0,
                    "fits_viewport": 1.0}
@@ -92,15 +95,16 @@ class BrowserVerifier:
         details["memory_peak_mb"] = round(int(peak) / 2**20, 1) if peak.isdigit() else None
         return VerifierResult(reward, details)
 
-    def _run(self, spec: dict[str, Any], workspace_dir: Path,
-             artifacts_dir: Path) -> tuple[Any, str, float]:
+    def _run(self, spec: dict[str, Any], workspace_dir: Path, artifacts_dir: Path,
+             timeout_s: float | None = None) -> tuple[Any, str, float]:
         """Run the runner on `workspace_dir` in a fresh container; (the exec's result, the
         memory peak as read, seconds to start the container). Artifacts land in
         `artifacts_dir`."""
         cfg = self.config
         started = time.monotonic()
+        timeout_s = timeout_s or cfg.timeout_s
         limits = Limits(cpus=cfg.cpus, memory_mb=cfg.memory_mb, pids=cfg.pids, network=False,
-                        timeout_s=cfg.timeout_s, output_limit_bytes=16_000)
+                        timeout_s=timeout_s, output_limit_bytes=16_000)
         with self.backend.start(self.image, limits, workdir="/",
                                 labels={"envfarm.role": "webdev-verifier"}) as sb:
             container_s = time.monotonic() - started
@@ -113,7 +117,7 @@ class BrowserVerifier:
             sb.write_file(f"{_DIR}/runner.py", RUNNER_SOURCE)
             sb.write_file(f"{_DIR}/spec.json", json.dumps(spec))
             run = sb.exec(f"python3 {_DIR}/runner.py {_DIR}/spec.json {_OUT} 2>&1 | tail -c 8000",
-                          timeout_s=cfg.timeout_s)
+                          timeout_s=timeout_s)
             peak = sb.exec("cat /sys/fs/cgroup/memory.peak 2>/dev/null || "  # cgroup v2, else v1
                            "cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null || "
                            "true").output.strip()
@@ -130,6 +134,7 @@ class BrowserVerifier:
         result, the agent's page broke the runner (a script that hangs the renderer after
         load, eats the memory cap, kills the browser): `AgentCaused` (agent_fault, reward
         0, kept); otherwise the browser itself is broken and the infra_error stands."""
+        cfg = self.config
         with tempfile.TemporaryDirectory(prefix="webdev-control-") as tmp:
             page, out = Path(tmp) / "page", Path(tmp) / "out"
             page.mkdir()
@@ -137,7 +142,7 @@ class BrowserVerifier:
             (page / task.entry).write_text(CONTROL_PAGE)
             spec = {**task.runner_spec(), "checks": [], "layout_in_viewport": [],
                     "video": "none"}
-            self._run(spec, page, out)
+            self._run(spec, page, out, timeout_s=max(cfg.timeout_s, CONTROL_TIMEOUT_S))
             if (out / "result.json").is_file():
                 raise AgentCaused(f"the browser check runner {why} without a result on this "
                                   "page, but gives one on a blank page: the page broke it")
