@@ -46,14 +46,17 @@ NOTES: dict[str, str] = {
     "psf__requests-1766": (
         "5 of its 6 FAIL_TO_PASS tests pass without the fix (mislabelled by a network-flaky "
         "before-run); the sixth fails before and passes after, so an empty patch scores 0. "
-        "Valid once validation asks only that not every FAIL_TO_PASS passes early "
-        "(helpers/requests/swe.md #4)."),
+        "With the gold patch only test_mixed_case_scheme_acceptable fails (https to "
+        "httpbin.org). Valid once validation asks only that not every FAIL_TO_PASS passes "
+        "early and the runner passes network_tests (helpers/requests/swe.md #4, #3)."),
     "psf__requests-1921": (
-        "as psf__requests-1766: 5 of 6 FAIL_TO_PASS pass without the fix "
-        "(helpers/requests/swe.md #4)."),
+        "as psf__requests-1766: 5 of 6 FAIL_TO_PASS pass without the fix; with the gold "
+        "patch only the https tests fail (helpers/requests/swe.md #4, #3)."),
     "psf__requests-2317": (
-        "as psf__requests-1766: FAIL_TO_PASS mislabelled by a network-flaky before-run "
-        "(helpers/requests/swe.md #4)."),
+        "as psf__requests-1766 (swe.md #4); with the gold patch, besides tests that need "
+        "the internet (swe.md #3), test_BASICAUTH_TUPLE_HTTP_200_OK_GET fails in the full "
+        "run ('connection refused' from the local httpbin) and passes alone: not explained "
+        "yet."),
     "pytest-dev__pytest-7521": (
         "PASS_TO_PASS lists `test_capsysbinary.py::test_hello`, a file only an inner pytest "
         "run has (SWE-bench read it from printed output); the runner passes it to pytest, "
@@ -167,11 +170,20 @@ def render(rows: list[dict], total_images: int, out: Path) -> None:
               "- No internet in test sandboxes: routes are black-holed (connects time out) and "
               "names do not resolve; for requests <= 2.7, whose suites call "
               "http://httpbin.org, a local httpbin answers for it (`network: httpbin`). "
-              "PASS_TO_PASS tests a spec names as needing the internet are not graded.",
+              "PASS_TO_PASS tests a spec names as needing the internet (https to httpbin.org, "
+              "other hosts) can be left out by `grading.grade(network_tests=...)`; the test "
+              "runner does not pass them yet (swe_tasks/testrun.py, another helper's), so "
+              "here they still count.",
               "- Graded from pytest's JUnit report, not from console lines: listed ids that "
               "name no test (the printed `[100%]`, an inner run's file) are left out and "
-              "reported; ids SWE-bench's parser rewrote (absolute-path parameters) are matched "
-              "the same way."]
+              "reported (the printed `[100%]` now; an inner run's file once the runner passes "
+              "`absent_files`); ids SWE-bench's parser rewrote (absolute-path parameters) are "
+              "matched the same way.",
+              "- Validation is stricter than the harness: every FAIL_TO_PASS test must fail "
+              "with the test patch alone (swe_tasks/validation.py); the harness never checks "
+              "this, so mislabelled FAIL_TO_PASS tests make an instance invalid here.",
+              "- Build times below were measured on 2 cores shared with other helpers' "
+              "builds and tests (load average about 20): read them as upper bounds."]
     bad = [r for r in rows if r["status"] != "valid"]
     if bad:
         lines += ["", "## Not gold-valid, and why", "",
