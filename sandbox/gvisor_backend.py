@@ -6,8 +6,14 @@ Debian's `runsc` and registers it with the engine (scripts/setup.d/gvisor.sh, pt
 platform, `--network=none`). Choose it per env or run with `backend=make_backend("gvisor")`,
 `ENVFARM_BACKEND=gvisor` or `envfarm rollout --backend gvisor`.
 
-Disk: the runtime is registered with `--overlay2=root:memory`: the sandbox's writes live
-in its own memory, so its memory cap is its disk cap and the host's disk is untouched.
+One filesystem view. Verifiers read the agent's work from outside (`docker diff`, the
+archive API, `docker commit`), so the host and the sandbox must see the same files. The
+runtime is registered with `--overlay2=none --file-access=shared`: writes go through
+gVisor's gofer to the container's own layer (with gVisor's in-memory overlay the host
+saw none of them: a verifier would grade an empty tree), and gVisor revalidates what the
+host changed. gVisor mounts a private tmpfs on `/tmp` when the image's `/tmp` is empty,
+invisible from the host; each container gets a marker file there before it starts, so
+`/tmp` stays the layer's. The disk cap is Docker's: the loop-mounted layer.
 
 Networked sandboxes stay on runc: gVisor's own network stack cannot start in this VM's
 root network namespace (`cannot run with network enabled in root network namespace`),
@@ -17,6 +23,8 @@ side by side: benchmarks/results/gvisor.md.
 
 from __future__ import annotations
 
+import io
+import tarfile
 from typing import Any
 
 from sandbox.docker_backend import DockerBackend
@@ -24,6 +32,9 @@ from sandbox.errors import SandboxError
 from sandbox.types import Limits
 
 RUNTIME = "runsc"
+REQUIRED_ARGS = ("--overlay2=none", "--file-access=shared")
+"""Runtime arguments without which the host's view of the sandbox's files is not its own."""
+TMP_MARKER = "tmp/.envfarm-keep"
 
 
 class GVisorBackend(DockerBackend):
@@ -39,11 +50,12 @@ class GVisorBackend(DockerBackend):
             raise SandboxError("the Docker engine has no 'runsc' runtime; run `make setup` "
                                "(scripts/setup.d/gvisor.sh registers gVisor) or use the "
                                "docker backend")
+        args = (runtimes[RUNTIME] or {}).get("runtimeArgs") or []
+        if any(a not in args for a in REQUIRED_ARGS):
+            raise SandboxError(f"the 'runsc' runtime is registered with {args}, without "
+                               f"{' '.join(REQUIRED_ARGS)}: verifiers would not see the "
+                               "sandbox's files; run `make setup` (scripts/setup.d/gvisor.sh)")
         self.network_fallbacks = 0
-        self.disk = _MemoryOverlay()  # runsc keeps the writable layer in the sandbox's memory
-
-    def disk_cap_available(self) -> bool:
-        return True
 
     def _runtime_for(self, limits: Limits) -> str | None:
         if limits.network:
@@ -51,12 +63,22 @@ class GVisorBackend(DockerBackend):
             return None
         return RUNTIME
 
+    def _create(self, image: str, kwargs: dict[str, Any], limits: Limits) -> tuple[Any, bool]:
+        container, capped = super()._create(image, kwargs, limits)
+        if kwargs.get("runtime") == RUNTIME:
+            try:
+                self._call(self.client.api.put_archive, container.id, "/", _tmp_marker())
+            except BaseException:
+                container.remove(force=True)
+                raise
+        return container, capped
 
-class _MemoryOverlay:
-    """Under gVisor the disk cap is the memory cap: the runtime is registered with
-    `--overlay2=root:memory`, so every write lands in the sandbox's own memory (charged to
-    its cgroup, never the host's disk). The loop-mounted layer of `sandbox.disk` is not
-    used: runsc does not start on it."""
 
-    available = False
-    reason = "gVisor keeps the writable layer in memory (--overlay2=root:memory)"
+def _tmp_marker() -> bytes:
+    """A tar holding an empty `/tmp/.envfarm-keep` (mode 1777 kept on /tmp)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(TMP_MARKER)
+        info.mode = 0o644
+        tar.addfile(info)
+    return buf.getvalue()

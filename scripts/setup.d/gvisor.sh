@@ -29,10 +29,10 @@ except (OSError, ValueError):
     conf = {}
 runtimes = conf.setdefault("runtimes", {})
 want = {"runsc": {"path": os.environ["RUNSC"],
-                  "runtimeArgs": ["--platform=ptrace", "--network=none", "--overlay2=root:memory"]}}
+                  "runtimeArgs": ["--platform=ptrace", "--network=none", "--overlay2=none", "--file-access=shared"]}}
 if os.environ["KVM"] == "1":
     want["runsc-kvm"] = {"path": os.environ["RUNSC"],
-                         "runtimeArgs": ["--platform=kvm", "--network=none", "--overlay2=root:memory"]}
+                         "runtimeArgs": ["--platform=kvm", "--network=none", "--overlay2=none", "--file-access=shared"]}
 changed = any(runtimes.get(k) != v for k, v in want.items())
 if os.environ["KVM"] != "1" and "runsc-kvm" in runtimes:
     del runtimes["runsc-kvm"]

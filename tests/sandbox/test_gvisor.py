@@ -45,6 +45,23 @@ def test_a_gvisor_sandbox_keeps_the_contract(gvisor, base_image, docker_client):
         assert "sleep 1" not in box.exec("ps -eo args 2>/dev/null || true").output
 
 
+def test_the_host_sees_the_sandboxs_files_as_the_sandbox_does(gvisor, base_image):
+    """Verifiers read from outside (archive API, `docker diff`): under gVisor that view must
+    be the sandbox's own, /tmp included (gVisor's private tmpfs would hide it), and the
+    disk cap must hold."""
+    with gvisor.start(base_image, Limits(timeout_s=60, disk_mb=200)) as box:
+        assert box.disk_limited
+        box.exec("echo inside > /tmp/answer.txt && echo deep > /root/r.txt")
+        assert box.read_file("/tmp/answer.txt") == b"inside\n"
+        assert box.read_file("/root/r.txt") == b"deep\n"
+        box.write_file("/tmp/from-host.py", "print('ran')\n")
+        assert box.exec("python3 /tmp/from-host.py").output.strip() == "ran"
+        changed = {c.path for c in box.changes()}
+        assert {"/tmp/answer.txt", "/root/r.txt", "/tmp/from-host.py"} <= changed
+        out = box.exec("dd if=/dev/zero of=/root/big bs=1M count=400 2>&1 | tail -1").output
+        assert "No space left" in out or "400+0" not in out, out
+
+
 def test_networked_sandboxes_run_on_runc(gvisor, base_image, docker_client):
     with gvisor.start(base_image, Limits(network=True)) as box:
         runtime = docker_client.api.inspect_container(box.id)["HostConfig"]["Runtime"]
