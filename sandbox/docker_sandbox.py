@@ -126,13 +126,14 @@ class DockerSandbox:
         self._check_open()
         with self._lock:
             self._shell.close()
-            script = ("for i in $(seq 40 2>/dev/null || echo 1 2 3 4 5 6 7 8); do "
-                      "kill -9 -1 2>/dev/null; "
+            # Builtins only but `sleep` (a fork bomb may leave no pid to fork one: the loop
+            # then spins); from `/`, which the agent cannot remove.
+            script = ("i=0; while [ $i -lt 100 ]; do i=$((i+1)); kill -9 -1 2>/dev/null; "
                       "n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; "
-                      "[ $n -le 3 ] && exit 0; sleep 0.05; done; exit 1")
+                      "[ $n -le 3 ] && exit 0; sleep 0.05 2>/dev/null; done; exit 1")
             try:
                 exec_id = self._api.exec_create(self.id, ["sh", "-c", script], user="0:0",
-                                                privileged=False)["Id"]
+                                                privileged=False, workdir="/")["Id"]
                 self._api.exec_start(exec_id)
                 code = self._api.exec_inspect(exec_id).get("ExitCode")
             except docker.errors.NotFound as exc:
