@@ -6,7 +6,7 @@ ENVFARM := $(VENV)/bin/envfarm
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test bench lint clean bench-names bench-sandbox bench-orchestrator \
-	bench-catalogue bench-synthesis
+	bench-catalogue bench-synthesis bench-gvisor bench-podman bench-viewer bench-verify-cost
 setup:
 	@bash scripts/setup.sh
 
@@ -19,9 +19,11 @@ test: setup
 # `make bench` runs every benchmark that fits one machine (Docker, the vLLM CPU venv, the
 # browser image); BENCH picks some: `make bench BENCH=sandbox,orchestrator`. Each writes its
 # table to benchmarks/results/, which is where the README's figures come from. Opt-in (they
-# need downloads or datasets): synthesis (PyPI), terminal (Terminal-Bench data).
-BENCH ?= sandbox,orchestrator,catalogue,policy,webdev
-BENCHES := sandbox orchestrator catalogue policy webdev synthesis terminal
+# need downloads, datasets or a quarter of an hour): synthesis (PyPI), terminal
+# (Terminal-Bench data), scale (10K simulated episodes on local Ray nodes), real-model.
+BENCH ?= sandbox,orchestrator,catalogue,policy,webdev,gvisor,podman,viewer,verify-cost
+BENCHES := sandbox orchestrator catalogue policy webdev gvisor podman viewer verify-cost \
+	synthesis terminal scale real-model
 comma := ,
 bench: bench-names setup
 	@for b in $(subst $(comma), ,$(BENCH)); do \
@@ -45,6 +47,18 @@ bench-catalogue: setup
 
 bench-synthesis: setup
 	$(PY) benchmarks/synthesis.py
+
+bench-gvisor: setup
+	$(PY) benchmarks/gvisor.py
+
+bench-podman: setup
+	$(PY) benchmarks/podman.py
+
+bench-viewer: setup
+	$(PY) benchmarks/viewer.py
+
+bench-verify-cost: setup
+	$(PY) benchmarks/verify_cost.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
