@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import statistics
 import sys
 import time
@@ -91,6 +92,7 @@ def main() -> int:
     ap.add_argument("--episodes", type=int, default=16, help="episodes per concurrency level")
     ap.add_argument("--samples", type=int, default=16, help="first turns per guided mode")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally`: stop the server
     folder = model_dir("smollm2")
     fmt = ChatFormat.from_dir(folder)
     load0 = os.getloadavg()
