@@ -58,7 +58,7 @@ class VLLMPolicy:
         logprobs_mode: what the server's logprobs are (its `--logprobs-mode`). The
             default `raw_logprobs` is the model's own distribution before temperature
             and top-p: for unguided turns the quantity a trainer recomputes from the
-            weights (mismatch ~1e-6, tests/realmodel). vLLM applies the guidance mask
+            weights (tests/realmodel: mean mismatch below 1e-3). vLLM applies the guidance mask
             to the logits first, so for guided turns they are renormalised over the
             tokens the grammar allows (a forced token has logprob 0): take PPO ratios
             against logprobs the trainer recomputes. Recorded with every call.

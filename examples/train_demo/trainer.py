@@ -24,7 +24,7 @@ Steps:
      the grammar allows, so a ratio against them would be below 1 wherever the
      grammar narrowed the choice (at the bash/finish choice too) and PPO's clip would
      drop exactly the negative-advantage gradient the model must learn from. For
-     unguided turns the two agree to ~1e-6 (tests/realmodel).
+     unguided turns the two agree (tests/realmodel asserts a mean below 1e-3).
   5. AdamW step(s) on the top `--train-layers` decoder layers (0: all), then the
      weights are saved as safetensors beside the tokenizer and template files,
      ready for vLLM to reload.
