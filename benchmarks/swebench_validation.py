@@ -57,6 +57,14 @@ NOTES: dict[str, str] = {
         "the internet (swe.md #3), test_BASICAUTH_TUPLE_HTTP_200_OK_GET fails in the full "
         "run ('connection refused' from the local httpbin) and passes alone: not explained "
         "yet."),
+    "pylint-dev__pylint-4661": (
+        "the gold patch adds a dependency (appdirs, in setup.cfg) and imports it; the "
+        "harness re-runs the install after applying a patch, online; here tests run "
+        "offline, so pytest's conftest import fails (exit 4). Fix to make: the instance "
+        "layer also installs what the gold patch's install files add."),
+    "sphinx-doc__sphinx-8120": (
+        "with the gold patch one PASS_TO_PASS test of tests/test_intl.py fails "
+        "(test_text_docfields); the cause is not found yet (found at the end of this run)."),
     "pytest-dev__pytest-7521": (
         "PASS_TO_PASS lists `test_capsysbinary.py::test_hello`, a file only an inner pytest "
         "run has (SWE-bench read it from printed output); the runner passes it to pytest, "
