@@ -49,7 +49,7 @@ def rollouts(url: str, folder: Path, store: Store, concurrency: int, episodes: i
              ) -> dict[str, float]:
     spec = PolicySpec(type="vllm", urls=[url], model="smollm2", tokenizer=str(folder),
                       guided=True, temperature=SAMPLING["temperature"], top_p=SAMPLING["top_p"],
-                      max_tokens=40, timeout_s=300.0, **preset("echo"))
+                      max_tokens=64, timeout_s=300.0, **preset("echo"))
     tasks = [f"echo-{w}" for w in WORDS[: max(1, episodes // 2)]]
     config = RolloutConfig(env="echo", task_ids=tasks, policy=spec, n=episodes // len(tasks),
                            concurrency=concurrency, executor="threads", max_turns=2,
@@ -67,7 +67,7 @@ def rollouts(url: str, folder: Path, store: Store, concurrency: int, episodes: i
 
 def first_turns(url: str, fmt: ChatFormat, guided: bool, seeds: range) -> list[dict[str, float]]:
     def one(seed: int) -> dict[str, float]:
-        sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens_per_call=40, seed=seed)
+        sampling = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens_per_call=64, seed=seed)
         policy = VLLMPolicy(fmt, url, sampling, guided=guided, **preset("echo"))
         conv = Conversation([{"role": "user", "content": f"Write the word {WORDS[seed % 8]} "
                               "into /tmp/answer.txt, then call finish."}], tools=TOOLS)
@@ -121,7 +121,7 @@ def main() -> int:
         f"average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end (every figure "
         f"scales with it). One vLLM server for the whole run (started in {start_s:.0f} s), "
         "float32, raw logprobs, `--max-num-seqs 8`; guided tool calls, temperature 1, "
-        "40 tokens per call, echo preset (one worked example)."),
+        "64 tokens per call (a correct call is 42), echo preset (one worked example)."),
         "",
         "## Episodes per minute by concurrency (rollout runner, Docker sandboxes, 2 turns max)",
         "",
@@ -147,7 +147,7 @@ def main() -> int:
         "",
         f"## Guided vs unguided first turns ({args.samples} seeded samples each, 4 at once)",
         "",
-        "| mode | median s/call | mean tokens | ms/token | parsed tool call | cut at 40 tokens |",
+        "| mode | median s/call | mean tokens | ms/token | parsed tool call | cut at 64 tokens |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     per_tok = {}
