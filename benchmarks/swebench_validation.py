@@ -65,6 +65,13 @@ NOTES: dict[str, str] = {
     "sphinx-doc__sphinx-8120": (
         "with the gold patch one PASS_TO_PASS test of tests/test_intl.py fails "
         "(test_text_docfields); the cause is not found yet (found at the end of this run)."),
+    "pylint-dev__pylint-6528": (
+        "found at the end of the run, not investigated: test_self's subprocess tests "
+        "(test_do_not_import_files_from_local_directory*) fail and three unittest_lint "
+        "tests are skipped with the gold patch."),
+    "pylint-dev__pylint-7080": (
+        "found at the end of the run, not investigated: the same test_self subprocess "
+        "tests fail as in pylint-dev__pylint-6528 (one cause, likely of the environment)."),
     "pytest-dev__pytest-7521": (
         "PASS_TO_PASS lists `test_capsysbinary.py::test_hello`, a file only an inner pytest "
         "run has (SWE-bench read it from printed output); the runner passes it to pytest, "
