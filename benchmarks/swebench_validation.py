@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import docker
+# benchmarks/ holds a sandbox.py: keep the folder off sys.path so `sandbox` is the package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != _HERE)]
 
-from sandbox import DockerBackend, ImageBuilder, connect
-from swe_tasks import git_source
-from swe_tasks.environment import ensure_env_image, ensure_image, uses_python_layer
-from swe_tasks.instance import SWEInstance
-from swe_tasks.pythons import PythonUnavailable, ensure_python
-from swe_tasks.repo_spec import SPECS, spec_for
-from swe_tasks.validation import validate_instance
+import docker  # noqa: E402
+
+from sandbox import DockerBackend, ImageBuilder, connect  # noqa: E402
+from swe_tasks import git_source  # noqa: E402
+from swe_tasks.environment import ensure_env_image, ensure_image, uses_python_layer  # noqa: E402
+from swe_tasks.instance import SWEInstance  # noqa: E402
+from swe_tasks.pythons import PythonUnavailable, ensure_python  # noqa: E402
+from swe_tasks.repo_spec import SPECS, spec_for  # noqa: E402
+from swe_tasks.validation import validate_instance  # noqa: E402
 
 DATASET = Path("/work/shared/data/swebench/swe-bench-verified.jsonl")
 OUT = Path(__file__).parent / "results" / "swebench_validation.md"
