@@ -51,6 +51,7 @@ class DockerSandbox:
         self._shell = PersistentShell(self._api, container.id, env=env, workdir=workdir)
         self._lock = threading.Lock()
         self._closed = False
+        self._created_at = int(time.time()) - 5
 
     # -- commands ------------------------------------------------------------
     def start_shell(self) -> None:
@@ -191,14 +192,30 @@ class DockerSandbox:
             raise SandboxError(f"cannot snapshot {self.id[:12]}: {exc}") from exc
 
     def state(self) -> dict[str, Any]:
-        """The engine's view of the container (`State`: Running, OOMKilled, ExitCode)."""
+        """The engine's view of the container (`State`: Running, OOMKilled, ExitCode), and
+        `KilledFromOutside`: a stopped container the engine was asked to kill (`docker
+        kill`/`stop`/`rm -f`, an operator, a node drain) did not stop by the agent's doing."""
         try:
             self._container.reload()
         except docker.errors.NotFound:
             return {"Running": False, "Removed": True}
         except docker.errors.DockerException as exc:
             raise SandboxError(f"Docker engine unreachable: {exc}") from exc
-        return dict(self._container.attrs.get("State", {}))
+        state = dict(self._container.attrs.get("State", {}))
+        if not state.get("Running", True):
+            state["KilledFromOutside"] = self._killed_by_engine()
+        return state
+
+    def _killed_by_engine(self) -> bool:
+        """Whether the engine's event log holds a `kill` of this container since it was
+        created (signals the agent sends from inside are not engine events)."""
+        try:
+            events = self._api.events(since=self._created_at, until=int(time.time()) + 1,
+                                      filters={"container": self.id, "event": "kill"},
+                                      decode=True)
+            return any(True for _ in events)
+        except docker.errors.DockerException:
+            return False
 
     # -- lifecycle -------------------------------------------------------------
     def alive(self) -> bool:

@@ -9,7 +9,8 @@ agent could have shimmed.
 A sandbox failure here is blamed by `blame`: the engine answers and the container
 stopped on its own (its memory cap, a keep-alive the agent starved) → `AgentCaused`
 (status agent_fault, reward 0, kept for training); the engine does not answer, or the
-container was removed from outside → the `InfraError` stands (retried).
+container was removed or killed from outside (a `kill` in the engine's event log) → the
+`InfraError` stands (retried).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def blame(exc: SandboxError, sandbox: Any, backend: Any) -> Exception:
         state = sandbox.state() if hasattr(sandbox, "state") else {}
     except SandboxError:
         return exc
+    if state.get("KilledFromOutside"):
+        return exc  # the engine was asked to kill it: not the agent's doing
     if getattr(exc, "oom_killed", False) or state.get("OOMKilled"):
         return AgentCaused(f"the agent's sandbox was killed by its memory cap ({exc})")
     if state and not state.get("Removed") and not state.get("Running", True):

@@ -33,3 +33,19 @@ def test_a_replaced_sh_cannot_fake_the_stop(docker_backend, base_image):
                  "ln -sf /tmp/true /usr/bin/sh; ls -l /bin/sh")
         with pytest.raises(AgentCaused, match="could not be stopped"):
             box.stop_processes()
+
+
+def test_a_container_killed_through_the_engine_is_not_blamed_on_the_agent(docker_backend,
+                                                                          base_image,
+                                                                          docker_client):
+    """`docker kill` (an operator, a node drain) leaves a `kill` in the engine's event log;
+    a container that stops by the agent's doing has none: only the first is infra."""
+    from envs.integrity import blame
+    from sandbox.errors import ContainerDied
+
+    with docker_backend.start(base_image, Limits(timeout_s=30)) as box:
+        docker_client.containers.get(box.id).kill()
+        state = box.state()
+        assert not state["Running"] and state["KilledFromOutside"] is True
+        died = ContainerDied("gone")
+        assert blame(died, box, docker_backend) is died
