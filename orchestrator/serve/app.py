@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,8 +109,18 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 "info": jsonable(info)}
 
     @app.post("/v1/sessions/{session_id}/step", dependencies=[Depends(auth)])
-    def step(session_id: str, body: StepRequest) -> dict[str, Any]:
+    async def step(session_id: str, body: StepRequest) -> dict[str, Any]:
+        # The session is marked busy on arrival, in the event loop: a step waiting for a
+        # worker thread (all busy opening other sessions) is not idle and is never reaped.
         session = _session(app, session_id)
+        session.inflight += 1
+        try:
+            return await run_in_threadpool(_step, session, body)
+        finally:
+            session.inflight -= 1
+            session.last_used = time.monotonic()
+
+    def _step(session: Any, body: StepRequest) -> dict[str, Any]:
         with session.lock:
             if session.done:
                 raise ApiError(409, "the episode of this session is over",
@@ -178,7 +190,7 @@ def _env_failure(exc: BaseException, what: str) -> ApiError:
 
 
 def _auth_dependency(token: str | None):  # noqa: ANN202
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # in the event loop: no worker thread needed
         if token is None:
             return
         header = request.headers.get("authorization", "")

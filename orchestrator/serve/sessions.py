@@ -35,6 +35,8 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: bool = False
     steps: int = 0
+    inflight: int = 0
+    """Requests that arrived for this session and have not finished (never idle then)."""
 
 
 class SessionManager:
@@ -124,7 +126,7 @@ class SessionManager:
         cutoff = time.monotonic() - self.idle_timeout_s
         with self._lock:
             idle = [s for s in self._sessions.values()
-                    if s.last_used < cutoff and not s.lock.locked()]
+                    if s.last_used < cutoff and not s.inflight and not s.lock.locked()]
             for s in idle:
                 del self._sessions[s.id]
         for s in idle:
