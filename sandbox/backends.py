@@ -56,7 +56,9 @@ def make_backend(config: BackendConfig | str | None = None, *, run: str | None =
     if factory is None:
         raise SandboxError(f"unknown sandbox backend {config.type!r}; registered: "
                            f"{', '.join(sorted(_FACTORIES))} (set ENVFARM_BACKEND or --backend)")
-    return factory(run=run, **{**config.options, **options})
+    from sandbox.pool import PooledBackend
+
+    return PooledBackend(factory(run=run, **{**config.options, **options}))  # type: ignore[return-value]
 
 
 def _docker(**kwargs: Any) -> Backend:

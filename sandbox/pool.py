@@ -185,3 +185,39 @@ def enable_prewarm(size: int, idle_timeout_s: float = 120.0) -> None:
     """Keep `size` warm sandboxes per start configuration in this process."""
     REGISTRY.enable(size, idle_timeout_s)
     atexit.register(REGISTRY.close_all)
+
+
+class PooledBackend:
+    """Any backend, with starts served from the process's warm pools when prewarming is on.
+
+    `make_backend` returns every backend wrapped in one; with prewarming off
+    (`REGISTRY.size == 0`) a start goes straight to the wrapped backend. A start is pooled
+    only when its configuration can be shared (a shell, no extra labels or capabilities,
+    no engine options); the pool key includes the backend's name and run, so sandboxes of
+    two engines or runs never mix. Everything else is the wrapped backend's."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def start(self, image: str, limits: Limits | None = None, *,
+              env: dict[str, str] | None = None, workdir: str | None = None,
+              cap_add: list[str] | None = None, labels: dict[str, str] | None = None,
+              start_shell: bool = True, use_pool: bool = True, **options: object) -> object:
+        limits = limits or Limits()
+        if (use_pool and REGISTRY.size > 0 and start_shell and labels is None
+                and not cap_add and not options):
+            key = repr((getattr(self.inner, "name", type(self.inner).__name__),
+                        getattr(self.inner, "run", None), image, limits,
+                        sorted((env or {}).items()), workdir))
+            warm = REGISTRY.take(self.inner, key, image, limits, env, workdir)
+            if warm is not None:
+                return warm
+        return self.inner.start(image, limits, env=env, workdir=workdir,  # type: ignore[attr-defined]
+                                cap_add=cap_add, labels=labels, start_shell=start_shell,
+                                use_pool=False, **options)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return f"PooledBackend({self.inner!r})"

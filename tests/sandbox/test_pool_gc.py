@@ -57,8 +57,9 @@ def test_gc_removes_labelled_leftovers_and_nothing_else(docker_client, docker_ba
 
 def test_prewarm_serves_later_starts_of_the_same_configuration(docker_backend, base_image):
     from sandbox import Limits
-    from sandbox.pool import REGISTRY
+    from sandbox.pool import REGISTRY, PooledBackend
 
+    docker_backend = PooledBackend(docker_backend)  # what make_backend hands every env
     limits = Limits(memory_mb=321)  # a configuration no other test uses
     REGISTRY.enable(1)
     try:
