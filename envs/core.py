@@ -95,10 +95,18 @@ class ToolEnv(gymnasium.Env, ABC):
     """Base class: the turn loop, action parsing, tool dispatch, limits and status."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    tool_classes: ClassVar[tuple[type, ...]] = ()
+    """The env's tools, declared once by each subclass: their names make `tool_names` (the
+    action space samples them), `envfarm envs` lists their schemas."""
     tool_names: ClassVar[tuple[str, ...]] = ()
-    """Names of the env's tools, for the action space's `sample()` (set by subclasses)."""
+    """Derived from `tool_classes`; set it directly only for tools named at run time."""
     verifier_quota: ClassVar[str | None] = None
     """Quota held while the verifier runs (e.g. "browser"); see `envs.quotas`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "tool_classes" in cls.__dict__ and "tool_names" not in cls.__dict__:
+            cls.tool_names = tuple(tool.name for tool in cls.tool_classes)
 
     def __init__(self, *, max_turns: int = 50, time_limit_s: float = 1800.0,
                  observation_limit_bytes: int = 16_000, context_limit_chars: int | None = None,

@@ -14,7 +14,7 @@ word (surrounding whitespace aside); an engine that does not follow it scores it
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from envs.core import ToolEnv, VerifierResult
 from envs.integrity import read_capped, stop_agent
@@ -29,7 +29,7 @@ ANSWER_CAP_BYTES = 4096
 class EchoEnv(ToolEnv):
     """Write the task's word into /tmp/answer.txt, then finish."""
 
-    tool_names: ClassVar[tuple[str, ...]] = ("bash", "finish")
+    tool_classes = (BashTool, FinishTool)
 
     def __init__(self, *, oracle_delay_s: float = 0.0, system_prompt: str | None = None,
                  prompt: str | None = None, **kwargs: Any) -> None:

@@ -81,7 +81,7 @@ class SWEEnv(ToolEnv):
         **kwargs: `ToolEnv` limits (max_turns, time_limit_s, ...).
     """
 
-    tool_names = ("bash", "str_replace", "finish")
+    tool_classes = (BashTool, StrReplaceEditorTool, FinishTool)
 
     def __init__(self, *, instances: list[dict[str, Any]] | None = None,
                  limits: Limits | None = None, **kwargs: Any) -> None:

@@ -81,7 +81,6 @@ def _world(seed: int) -> tuple[World, BM25Index]:
 class GeneralEnv(ToolEnv):
     """Search and app tasks. `judge` (a `JudgeConfig` or dict) turns on the LLM judge."""
 
-    tool_names = ("search", "open", "find", "finish")
     tool_classes = (SearchTool, OpenTool, FindTool, FinishTool)
 
     def __init__(self, *, judge: JudgeConfig | dict | None = None,

@@ -66,7 +66,6 @@ class TerminalEnv(ToolEnv):
         **kwargs: `ToolEnv` limits; `time_limit_s` is lowered to the task's agent timeout.
     """
 
-    tool_names = ("bash", "finish")
     tool_classes = (BashTool, FinishTool)
 
     def __init__(self, *, task_dirs: list[str] | None = None, from_map: dict[str, str] | None = None,

@@ -69,7 +69,7 @@ class WebDevConfig(BaseModel):
 class WebDevEnv(ToolEnv):
     """Build a web page to a request; scored by browser checks (and optionally a VLM)."""
 
-    tool_names = ("bash", "str_replace", "finish")
+    tool_classes = (BashTool, StrReplaceEditorTool, FinishTool)
     verifier_quota = "browser"  # rollouts may cap browser verifications cluster-wide
 
     def __init__(self, *, tasks_dir: str | Path | None = None, artifacts_dir: str | Path | None = None,
