@@ -40,6 +40,9 @@ class LoopDisk:
     """Caps containers' writable layers on one engine (see the module docstring)."""
 
     _probe_lock = threading.Lock()
+    driver = "overlay2"
+    """The engine's storage driver this works on, also its folder under the engine's root."""
+    default_root = "/var/lib/docker"
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -106,9 +109,9 @@ class LoopDisk:
             info = self.client.info()
         except Exception as exc:  # noqa: BLE001 — any failure: not available
             return f"engine info: {exc}"
-        if info.get("Driver") != "overlay2":
-            return f"storage driver {info.get('Driver')!r} is not overlay2"
-        root = Path(info.get("DockerRootDir", "/var/lib/docker")) / "overlay2"
+        if info.get("Driver") != self.driver:
+            return f"storage driver {info.get('Driver')!r} is not {self.driver}"
+        root = Path(info.get("DockerRootDir") or self.default_root) / self.driver
         if not root.is_dir():
             return f"{root} not visible here (engine in another mount namespace or host)"
         return ""

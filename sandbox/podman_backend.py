@@ -234,32 +234,14 @@ class _PodmanLoopDisk(LoopDisk):
     """`sandbox.disk.LoopDisk` for Podman's overlay storage: same layer layout as Docker's
     overlay2, plus a `merged` directory that must exist when the layer is mounted."""
 
+    driver = "overlay"
+    default_root = "/var/lib/containers/storage"
+
     def attach(self, container: Any, size_mb: int) -> None:
         super().attach(container, size_mb)
         upper = container.attrs["GraphDriver"]["Data"]["UpperDir"]
         merged = Path(upper).parent / "merged"
         merged.mkdir(mode=0o700, exist_ok=True)
-
-    def _probe(self) -> str:
-        if os.geteuid() != 0:
-            return "not root"
-        for tool in ("mkfs.ext4", "mount"):
-            if shutil.which(tool) is None:
-                return f"{tool} missing"
-        if not Path("/dev/loop-control").exists():
-            return "no loop devices (/dev/loop-control)"
-        if not str(self.client.api.base_url).startswith("http+docker://localhost"):
-            return f"engine not local ({self.client.api.base_url})"
-        try:
-            info = self.client.info()
-        except Exception as exc:  # noqa: BLE001 — any failure: not available
-            return f"engine info: {exc}"
-        if info.get("Driver") != "overlay":
-            return f"storage driver {info.get('Driver')!r} is not overlay"
-        root = Path(info.get("DockerRootDir") or "/var/lib/containers/storage") / "overlay"
-        if not root.is_dir():
-            return f"{root} not visible here (engine in another mount namespace or host)"
-        return ""
 
 
 class _PodmanNetworks(EpisodeNetworks):
