@@ -42,3 +42,13 @@ def test_every_registered_env_passes_check_env(env_id, base_image):
         check_env(env, skip_render_check=True)
     finally:
         env.close()
+
+
+def test_listed_tools_are_the_tools_each_env_class_gives():
+    """`envfarm envs list` prints the registry's tool names without importing the envs; they
+    must be the names the class's action space accepts (run-time tools such as the general
+    env's app tools are listed by a description, not a name)."""
+    for env_id, info in REGISTRY.items():
+        cls = envs.registry.load_callable(info.entry_point)
+        named = tuple(t for t in info.tools if " " not in t)
+        assert named == cls.tool_names, env_id
