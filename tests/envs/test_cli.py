@@ -90,3 +90,18 @@ def test_tasks_validate_terminal_marks_the_example_valid(tmp_path, base_image):
         record = cat.get("harbor/hello-file")
     assert record.status == "valid", record.status_reason
     assert record.status_reason.startswith("oracle 1, noop 0, build")
+
+
+def test_doctor_reports_the_local_model_and_its_fix(tmp_path, monkeypatch):
+    """The model `--local-model smollm2` serves is one of doctor's checks: where it is when
+    installed, the setup step that installs it when not (and doctor then exits 1)."""
+    monkeypatch.setenv("ENVFARM_MODELS", str(tmp_path))
+    missing = CliRunner().invoke(app, ["doctor"])
+    row = next(line for line in missing.output.splitlines() if "Model smollm2" in line)
+    assert "missing" in row and "make setup" in row and missing.exit_code == 1
+    weights = tmp_path / "smollm2" / "model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"\0" * 1_500_000)
+    found = CliRunner().invoke(app, ["doctor"])
+    row = next(line for line in found.output.splitlines() if "Model smollm2" in line)
+    assert "ready" in row and "1.5 MB" in row, found.output
