@@ -134,6 +134,7 @@ class GeneralEnv(ToolEnv):
             if not ok and self.judge is not None and answer:
                 ok = self.judge(q.text, q.answer, answer)
                 details["judge"] = ok
+                details["judge_replies"] = [r[:200] for r in self.judge.replies]
             return VerifierResult(float(ok), details)
         if self.scenario is None or self.sandbox is None:
             return VerifierResult(0.0, {}, "infra_error", "no task to verify")
