@@ -2,7 +2,8 @@
 
 Local Ray, a SQLite store, Docker sandboxes: the oracle policy over the bundled example
 tasks of every env kind, then the tiny model through a real vLLM server when
-`.venv-vllm` exists, then exports, then one summary table.
+`.venv-vllm` exists, then the real model (SmolLM2, `orchestrator.demo_model`) sampling
+groups on the tasks it has a chance at, then exports, then the summary tables.
 """
 
 from __future__ import annotations
@@ -64,10 +65,17 @@ def _run(store: Store, env: str, tasks: list[str], policy: PolicySpec, out: Path
 
 
 def run_demo(out: Path, *, envs: list[str] | None = None, n: int = 2, executor: str = "ray",
-             with_model: bool = True) -> list[DemoRow]:
+             with_model: bool = True, model_n: int = 8) -> list[DemoRow]:
+    """Every part in turn, then the tables. Under `CI=true` a real model that is not
+    installed fails the demo (SystemExit 1, after the other parts ran): CI runs the setup,
+    and a silently missing part would hide a broken install."""
+    from orchestrator import demo_model
+
     out.mkdir(parents=True, exist_ok=True)
     store = Store(f"sqlite:///{out / 'demo.db'}")
-    rows = []
+    rows: list[DemoRow] = []
+    real: list[demo_model.ModelRow] = []
+    missing: str | None = None
     started = time.monotonic()
     try:
         for env, tasks in EXAMPLES.items():
@@ -76,13 +84,41 @@ def run_demo(out: Path, *, envs: list[str] | None = None, n: int = 2, executor: 
             rows.append(_run(store, env, tasks, PolicySpec(type="oracle"), out, n, executor))
         if with_model:
             rows.extend(_model_rows(store, out, n, executor))
+            missing = demo_model.missing()
+            if missing:
+                console.print(f"[yellow]real model: skipped, {missing}[/]")
+            else:
+                real, missing = _real_model(store, out, model_n, executor, envs)
+                rows.extend(_as_demo_row(r) for r in real)
     finally:
         if executor == "ray":
             import ray
 
             ray.shutdown()
     _print(rows, time.monotonic() - started, store.url)
+    if real:
+        demo_model.print_table(real)
+    if missing and demo_model.in_ci():
+        raise SystemExit(f"CI=true: the real-model part must run: {missing}")
     return rows
+
+
+def _real_model(store: Store, out: Path, n: int, executor: str, envs: list[str] | None):
+    """The real-model runs, or none and why (a server that would not start is reported
+    in one line, not a traceback, and the oracle parts keep their table)."""
+    from orchestrator import demo_model
+    from policies.local_server import ServerStartError
+
+    try:
+        return demo_model.run_real_model(store, out, n=n, executor=executor, envs=envs), None
+    except ServerStartError as exc:
+        console.print(f"[red]real model: vLLM did not start:[/] {str(exc)[-1500:]}")
+        return [], f"vLLM did not start (log in {out})"
+
+
+def _as_demo_row(r) -> DemoRow:
+    return DemoRow(r.env, f"smollm2 {r.mode}", r.run_id, r.episodes, r.statuses, r.pass1,
+                   r.per_min, r.export)
 
 
 def _model_rows(store: Store, out: Path, n: int, executor: str) -> list[DemoRow]:

@@ -22,11 +22,25 @@ _ECHO_SHOT: list[dict[str, Any]] = [
     {"role": "tool", "name": "finish", "content": "done"},
 ]  # fmt: skip
 
+_SEARCH_SHOT: list[dict[str, Any]] = [
+    {"role": "user", "content": "In which year was Morvan Teska born?"},
+    {"role": "assistant", "content": "",
+     "tool_calls": [{"name": "search", "arguments": {"query": "Morvan Teska"}}]},
+    {"role": "tool", "name": "search", "content": (
+        "[doc-0007] Morvan Teska (score 9.10)\n    Morvan Teska is a person. Morvan Teska was "
+        "born in the year 1958. Morvan Teska works at Delri Foods.")},
+    {"role": "assistant", "content": "",
+     "tool_calls": [{"name": "finish", "arguments": {"answer": "1958"}}]},
+    {"role": "tool", "name": "finish", "content": "Finished."},
+]  # fmt: skip
+"""A one-hop question answered from the search snippet (a made-up world, not the task's)."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "echo": {"system_prompt": SHELL_SYSTEM, "few_shot": _ECHO_SHOT},
     "terminal": {"system_prompt": SHELL_SYSTEM, "few_shot": _ECHO_SHOT},
     "general": {
-        "system_prompt": "You are a helpful agent. Use the tools; reply with one tool call."
+        "system_prompt": "You are a helpful agent. Use the tools; reply with one tool call.",
+        "few_shot": _SEARCH_SHOT,
     },
 }
 """Env short name -> PolicySpec fields (system prompt, few-shot messages)."""
