@@ -3,7 +3,8 @@
 The instance's `base_commit` is the BUGGY tree, a commit of the local repository whose
 parent is the clean release (`environment_setup_commit`, so every instance of one source
 shares one environment image); `patch` is the reverse of the bug; `test_patch` is empty
-(the tests are already in the repository); FAIL_TO_PASS / PASS_TO_PASS are pytest node ids.
+(the tests are already in the repository); FAIL_TO_PASS / PASS_TO_PASS are pytest node ids;
+`install_config` is the environment setup's (so the episode's image is the one judged in).
 
 The problem statement is written from the failing tests (their names and assertion
 messages) by `template_statement`, or by an `IssueWriter` (a model) when one is given.
@@ -59,7 +60,8 @@ def instance_id(src: SourceRepo, candidate: Candidate) -> str:
 
 
 def build_instance(src: SourceRepo, candidate: Candidate, verdict: Verdict,
-                   writer: IssueWriter | None = None) -> SWEInstance:
+                   writer: IssueWriter | None = None, *,
+                   install_config: dict | None = None) -> SWEInstance:
     """The instance of an accepted candidate; makes its buggy commit in the repository."""
     iid = instance_id(src, candidate)
     base = buggy_commit(src, candidate.patch, f"synthetic bug {iid}", candidate.key[:16])
@@ -69,7 +71,7 @@ def build_instance(src: SourceRepo, candidate: Candidate, verdict: Verdict,
         problem_statement=statement or template_statement(src.name, verdict.messages),
         version=f"{src.name}-{src.version}", environment_setup_commit=src.commit,
         FAIL_TO_PASS=verdict.fail_to_pass, PASS_TO_PASS=verdict.pass_to_pass,
-        created_at="", extras={"synthesis": {
+        created_at="", install_config=install_config, extras={"synthesis": {
             "strategy": candidate.strategy, "file": candidate.path,
             "function": candidate.function, "mutation": candidate.description,
             "key": candidate.key, "clean_commit": src.commit}},

@@ -1,7 +1,8 @@
 """`synthesize`: a Python repository with a test suite -> verified SWE-bench-format instances.
 
-Steps: prepare the clean commit (`source.prepare`); build its environment image once (the
-SWE image layer: every instance shares it); run the suite twice on the clean tree (the
+Steps: prepare the clean commit (`source.prepare`); set up its environment once
+(`env_setup.set_up`: test dependencies and collection discovered, retried on what pytest
+names; the SWE image layer every instance shares, its install_config on every instance); run the suite twice on the clean tree (the
 baseline: tests passing in both runs); draw candidate bugs (`candidates.generate`, plus
 model rewrites when a `FunctionRewriter` is given); judge each in a fresh sandbox from a
 warm pool, `workers` at a time (`evaluate`); keep valid ones whose failing-test signature
@@ -10,7 +11,8 @@ is new; write each as an instance with its buggy commit.
 Files (resumable; a rerun with the same source, seed and options skips what is decided):
 - `out`: the instances, one JSON object per line, SWE-bench format (`envfarm tasks import`);
 - `out.decisions.jsonl`: one line per judged candidate (key = SHA-256 of its patch, status);
-- `out.baseline.json`: the baseline, reused while the environment image is the same.
+- `out.baseline.json`: the baseline, reused while the environment image is the same;
+- `out.setup.json`: the environment setup (install_config, attempts), reused for the commit.
 Lines are appended and flushed as results arrive, so a killed run loses only what was in
 flight.
 """
@@ -28,17 +30,17 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox import DockerBackend, ImageBuilder, Limits, WarmPool
+from sandbox import DockerBackend, Limits, WarmPool
 from sandbox.errors import InfraError, TaskError
-from swe_tasks.environment import ensure_image
 from swe_tasks.instance import SWEInstance
 from swe_tasks.repo_spec import spec_for
 from swe_tasks.synth import mutations
 from swe_tasks.synth.candidates import Candidate, generate
+from swe_tasks.synth.env_setup import EnvSetup, pseudo_instance, set_up
 from swe_tasks.synth.evaluate import Baseline, Verdict, baseline_from, evaluate
 from swe_tasks.synth.instances import IssueWriter, build_instance
 from swe_tasks.synth.rewriter import FunctionRewriter, rewrite_candidates
-from swe_tasks.synth.source import SourceRepo, all_files, prepare, source_files
+from swe_tasks.synth.source import all_files, prepare, source_files
 from swe_tasks.synth.suite import run_suite
 
 
@@ -57,6 +59,8 @@ class SynthConfig(BaseModel):
     cpus: float = Field(1.0, gt=0, description="CPUs of each sandbox.")
     memory_mb: int = Field(2048, ge=256, description="Memory of each sandbox.")
     rev: str = Field("HEAD", description="Revision of a git source to start from.")
+    setup_attempts: int = Field(6, ge=1, description="Image builds the environment setup may "
+                                "try (each retry fixes what the last collection named).")
     ray_address: str | None = Field(None, description="Judge on Ray (`local` starts one); "
                                     "None: local threads.")
 
@@ -69,6 +73,7 @@ class SynthReport:
     out: Path
     image: str
     baseline: Baseline
+    setup: EnvSetup | None = None
     statuses: Counter = field(default_factory=Counter)
     instances: int = 0
     judged_now: int = 0
@@ -96,28 +101,21 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def _pseudo_instance(src: SourceRepo) -> SWEInstance:
-    """The clean tree as an instance: only its image key matters (shared with every
-    synthesized instance of this source)."""
-    return SWEInstance(instance_id=f"{src.name}__clean", repo=src.repo, base_commit=src.commit,
-                       patch="diff --git a/x b/x\n", FAIL_TO_PASS=["clean"],
-                       version=f"{src.name}-{src.version}", environment_setup_commit=src.commit)
-
-
 def synthesize(source: str, out: Path, config: SynthConfig | None = None, *,
                backend: DockerBackend | None = None, rewriter: FunctionRewriter | None = None,
                writer: IssueWriter | None = None,
                progress: Callable[[int, int, Counter], None] | None = None) -> SynthReport:
     """Run the pipeline (module docstring). Raises TaskError when the source cannot be had
-    or its image not built, InfraError when Docker fails."""
+    (SetupFailed, a TaskError, when its environment cannot be set up), InfraError when
+    Docker fails."""
     config = config or SynthConfig()
     t0 = time.monotonic()
     src = prepare(source, rev=config.rev)
     files, tree = source_files(src), all_files(src)
-    pseudo = _pseudo_instance(src)
-    spec = spec_for(pseudo)
-    image = ensure_image(pseudo, ImageBuilder(), spec)
     backend = backend or DockerBackend(run="swe-synth")
+    setup = set_up(src, out, backend=backend, max_attempts=config.setup_attempts)
+    spec = spec_for(pseudo_instance(src, setup.install_config))
+    image = setup.image
     limits = Limits(cpus=config.cpus, memory_mb=config.memory_mb, pids=1024, network=False,
                     timeout_s=600)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +126,7 @@ def synthesize(source: str, out: Path, config: SynthConfig | None = None, *,
     with WarmPool(backend, image, config.workers, limits, workdir="/testbed",
                   max_starting=config.workers) as pool:
         baseline = _baseline(out, image, pool, spec, tree)
-        report = SynthReport(source, out, image, baseline)
+        report = SynthReport(source, out, image, baseline, setup)
         report.statuses.update(d["status"] for d in decided.values())
         report.instances = len(_read_jsonl(out))
         cands = list(_candidates(files, config, rewriter))
@@ -144,7 +142,8 @@ def synthesize(source: str, out: Path, config: SynthConfig | None = None, *,
                         status = "duplicate"
                     if status == "valid":
                         try:
-                            inst = build_instance(src, cand, verdict, writer)
+                            inst = build_instance(src, cand, verdict, writer,
+                                                  install_config=setup.install_config)
                         except (TaskError, ValueError) as e:  # git refused, or a bad record
                             status, verdict.detail = "instance_error", str(e)
                         else:

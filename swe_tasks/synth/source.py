@@ -240,6 +240,11 @@ def all_files(src: SourceRepo) -> set[str]:
     return set(_git(src.git_dir, "ls-tree", "-r", "--name-only", src.commit).splitlines())
 
 
+def file_text(src: SourceRepo, path: str) -> str:
+    """One file of the clean tree."""
+    return _git(src.git_dir, "show", f"{src.commit}:{path}")
+
+
 def buggy_commit(src: SourceRepo, patch: str, message: str, ref_name: str) -> str:
     """A commit of the clean tree with `patch` applied, kept under refs/envfarm/synth/.
 

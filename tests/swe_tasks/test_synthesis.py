@@ -10,6 +10,10 @@ checked against the repository (buggy commit = clean + bug, patch = its reverse)
 resumes without judging anything twice, the CLI puts them in the catalogue, and through
 `envfarm/swe-v0` the gold patch scores 1.0 and doing nothing 0.0 on three of them.
 At least 50 unique valid instances come out of the first 110 candidates (62 measured).
+
+Environment setup: discovery on real sdists from PyPI (test requirements, collection, no
+tests at all), the retry rules on pytest's own messages, and the whole loop on iso8601
+(its tests import pytz through hypothesis, which nothing declares: the retry installs it).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.errors import TaskError
 from swe_tasks.synth import STRATEGIES, Candidate, SynthConfig, generate, synthesize
+from swe_tasks.synth.discover import Discovery
+from swe_tasks.synth.env_setup import Plan, SetupFailed, discover_source, next_step, set_up
 from swe_tasks.synth.instances import template_statement
 from swe_tasks.synth.patching import changed_functions, functions
 from swe_tasks.synth.rewriter import rewrite_candidates
@@ -239,3 +246,61 @@ _FINISH = {"content": "done", "tool_calls": [{"name": "finish", "arguments": {}}
 def test_candidate_key_is_the_patch_hash():
     cand = next(generate({"m.py": SRC}, limit=1))
     assert isinstance(cand, Candidate) and cand.as_dict()["key"] == cand.key and len(cand.key) == 64
+
+
+# -- environment setup --------------------------------------------------------------------
+
+def _prepared(spec: str):
+    from swe_tasks.synth.source import prepare
+
+    try:
+        return prepare(spec)
+    except TaskError as exc:
+        from tests.conftest import missing
+
+        missing(f"cannot fetch {spec} from PyPI ({exc}); needs the network once (then cached)")
+
+
+def test_discovery_on_real_sdists():
+    funcy = discover_source(_prepared("funcy==2.0"))  # test_requirements.txt
+    assert "whatever==0.7" in funcy.requirements and funcy.testpaths == ["tests"]
+    iso = discover_source(_prepared("iso8601==2.1.0"))  # tests inside the package, poetry dev
+    assert iso.requirements == ["hypothesis"] and iso.testpaths == ["iso8601"]
+    attrs = discover_source(_prepared("attrs==23.2.0"))  # [tests] extra; tox lint envs left out
+    assert {"zope.interface", "hypothesis", "pympler"} <= set(attrs.requirements)
+    assert not {"pyright", "pre-commit", "towncrier"} & set(attrs.requirements)
+    assert attrs.pytest_config == "pyproject.toml" and "attr" in attrs.own_modules
+    bare = discover_source(_prepared("sortedcontainers==2.4.0"))  # its sdist has no tests
+    assert not bare.has_tests
+
+
+def test_next_step_reads_what_collection_names():
+    found = Discovery(own_modules={"pkg"}, test_files=["tests/test_a.py", "tests/test_b.py"])
+    plan = Plan(["hypothesis"])
+    out = "E   ModuleNotFoundError: No module named 'yaml.constructor'\nNo module named 'pkg'"
+    assert next_step(plan, found, 2, out) and plan.rounds == [["PyYAML"]]
+    assert next_step(plan, found, 4, "error: unrecognized arguments: --cov=pkg") \
+        and plan.rounds[-1] == ["pytest-cov"]
+    assert next_step(plan, found, 4, "error: unrecognized arguments: --weird") \
+        and plan.clear_addopts
+    hook = "PluginValidationError: unknown hook 'pytest_ignore_collect' ... 'path'"
+    assert next_step(plan, found, 1, hook) and plan.pytest_pin == "<8"
+    assert next_step(plan, found, 5, "no tests ran") and "tests.py" in plan.python_files
+    assert next_step(plan, found, 2, "ERROR collecting tests/test_b.py") \
+        and plan.ignores == ["tests/test_b.py"]
+    assert next_step(plan, found, 2, "ERROR collecting tests/test_a.py") is None  # none left
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_env_setup_retries_until_the_tests_collect(tmp_path, docker_backend, base_image):
+    src = _prepared("iso8601==2.1.0")
+    setup = set_up(src, tmp_path / "iso.jsonl", backend=docker_backend)
+    assert setup.collected >= 40 and len(setup.attempts) == 2, setup.attempts
+    assert setup.attempts[1].change.startswith("install pytz")
+    assert "testpaths=iso8601" in setup.install_config["test_cmd"]
+    again = set_up(src, tmp_path / "iso.jsonl", backend=docker_backend)  # from setup.json
+    assert (again.image, again.attempts) == (setup.image, setup.attempts)
+    with pytest.raises(SetupFailed) as err:
+        set_up(_prepared("docopt==0.6.2"), tmp_path / "docopt.jsonl", backend=docker_backend)
+    assert err.value.stage == "no tests"
