@@ -54,6 +54,8 @@ _OLD_PYTEST = re.compile(r"PluginValidationError|unknown hook|pytest_ignore_coll
                          r"unexpected keyword argument '(path|fspath)'")
 _UNKNOWN_OPT = re.compile(r"unrecognized arguments: (\S+)")
 _COLLECT_ERR = re.compile(r"ERROR collecting (\S+\.py)")
+_TELLING = (r"No module named|unrecognized arguments|PluginValidationError|ImportError|"
+            r"AttributeError|TypeError|ERROR collecting", r"[Ee]rror")
 _COLLECTED = re.compile(r"(\d+) tests? collected|collected (\d+) items?")
 
 
@@ -237,8 +239,7 @@ def set_up(src: SourceRepo, out: Path, *, builder: ImageBuilder | None = None,
 def _tail(text: str, n: int = 160) -> str:
     """The most telling line of an output: a named cause, else an error, else the last."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    for pattern in (r"No module named|unrecognized arguments|PluginValidationError|"
-                    r"ImportError|AttributeError|TypeError|ERROR collecting", r"[Ee]rror"):
+    for pattern in _TELLING:
         hits = [ln for ln in lines if re.search(pattern, ln)]
         if hits:
             return hits[-1][:n]
