@@ -54,8 +54,8 @@ _OLD_PYTEST = re.compile(r"PluginValidationError|unknown hook|pytest_ignore_coll
                          r"unexpected keyword argument '(path|fspath)'")
 _UNKNOWN_OPT = re.compile(r"unrecognized arguments: (\S+)")
 _COLLECT_ERR = re.compile(r"ERROR collecting (\S+\.py)")
-_TELLING = (r"No module named|unrecognized arguments|PluginValidationError|ImportError|"
-            r"AttributeError|TypeError|ERROR collecting", r"[Ee]rror")
+_TELLING = ((r"No module named|unrecognized arguments|PluginValidationError|ImportError|"
+             r"AttributeError|TypeError|ERROR collecting"), r"[Ee]rror")
 _COLLECTED = re.compile(r"(\d+) tests? collected|collected (\d+) items?")
 
 
