@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, SupportsFloat
 
@@ -161,6 +162,17 @@ class ToolEnv(gymnasium.Env, ABC):
 
             self._backend = make_backend(run=self._run)
         return self._backend
+
+    @classmethod
+    def prepare_image(cls, task_id: str, options: Mapping[str, Any]) -> str | None:
+        """Build (or find cached) the image `task_id`'s episode will start from, without
+        starting an episode, so a worker can build ahead of its queue
+        (`envfarm rollout --prebuild-ahead N`). `options` are the env's constructor
+        arguments (the job's env_kwargs). Returns the image tag, or None when the env has
+        no per-task image (this default). Idempotent and safe from several processes:
+        images are built by content. Raises TaskError when the task's image cannot be
+        built (the episode would fail the same way)."""
+        return None
 
     # -- Gymnasium API --------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
-"""Where episodes run: threads in this process, or Ray actors across a cluster.
+"""Where episodes run: threads in this process, or Ray actors across a cluster
+(orchestrator/ray_executor.py).
 
 Both take an `EpisodeJob` and hand back a `concurrent.futures.Future` of an
 `EpisodeRecord` dict, so the runner's dispatch loop is one piece of code. Each Ray actor
-is threaded (`max_concurrency`): an episode mostly waits on a container or the model,
-and a process per episode costs far more memory than a thread. Actors use their own
-node's engine.
+runs its episodes on threads: an episode mostly waits on a container or the model, and
+a process per episode costs far more memory than a thread. Actors use their own node's
+engine.
 
 `close(abort=...)`: a normal close waits for the running episodes; an aborting close
 returns at once (worker threads are daemons, Ray actors are killed), and the caller
@@ -80,6 +81,8 @@ class Executor(Protocol):
 
     def submit(self, job: EpisodeJob, image_key: str | None = None) -> cf.Future: ...
 
+    def look_ahead(self, upcoming: list[tuple[str, EpisodeJob]]) -> int: ...
+
     def close(self, abort: bool = False) -> None: ...
 
 
@@ -89,8 +92,11 @@ class ThreadExecutor:
     Daemon threads, unlike `ThreadPoolExecutor`'s, never hold the interpreter at exit: an
     interrupted run ends at once even while an episode waits on a silent model server."""
 
-    def __init__(self, concurrency: int) -> None:
+    def __init__(self, concurrency: int, prebuild_ahead: int = 0) -> None:
         self.capacity = concurrency
+        self.prebuild_ahead = prebuild_ahead
+        self.prebuilder: Any = None
+        """The image builder of `look_ahead` (this process is the only worker)."""
         self._queue: queue.SimpleQueue[tuple[cf.Future, EpisodeJob] | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._work, name=f"episode_{i}", daemon=True)
                          for i in range(concurrency)]
@@ -112,138 +118,23 @@ class ThreadExecutor:
         self._queue.put((future, job))
         return future
 
+    def look_ahead(self, upcoming: list[tuple[str, EpisodeJob]]) -> int:
+        """Build the first `prebuild_ahead` images of `upcoming` (image key, a job of that
+        image) in the background; returns how many were queued now."""
+        if self.prebuild_ahead <= 0:
+            return 0
+        if self.prebuilder is None:
+            from orchestrator.prebuild import Prebuilder
+
+            self.prebuilder = Prebuilder()
+        return sum(self.prebuilder.add(key, job) for key, job in upcoming[:self.prebuild_ahead])
+
     def close(self, abort: bool = False) -> None:
         for _ in self._threads:
             self._queue.put(None)
         if not abort:
             for thread in self._threads:
                 thread.join()
-
-
-class EpisodeWorker:
-    """A Ray actor running many episodes at once on threads."""
-
-    def run(self, job: EpisodeJob) -> dict[str, Any]:
-        return execute(job)
-
-    def node(self) -> str:
-        return socket.gethostname()
-
-    def pid(self) -> int:
-        return os.getpid()
-
-    def node_id(self) -> str:
-        """The Ray node this actor runs on (several nodes may share one host)."""
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-
-
-class RayExecutor:
-    """Episodes on `workers` threaded Ray actors, `per_worker` episodes each.
-
-    Each episode goes to the actor with the fewest in flight: round robin would keep
-    handing episodes to an actor whose slots are all busy (they queue inside it, unrun)
-    while another actor has free slots, once episode lengths differ. An actor whose
-    episode failed with a Ray error (its node died; it restarts elsewhere) gets no new
-    episode until a probe call answers: with least-loaded choice it would otherwise look
-    the emptiest and draw every new episode into the failure, costing each an attempt.
-    Episodes that name their image go to that image's home actor while it has a free slot
-    (`orchestrator.image_schedule.ImageAffinity`), so a node reuses the images it built.
-
-    A local Ray is started when `address` is None. With `node_resource`, actors only go
-    to nodes that offer that custom resource (the cluster's sandbox workers, not its
-    head), spread across them. An actor that dies (its node or
-    process was killed) is replaced; its in-flight episodes fail with a Ray error
-    that the runner treats as an infrastructure failure and retries elsewhere."""
-
-    def __init__(self, *, address: str | None, workers: int, per_worker: int,
-                 node_resource: str | None = None) -> None:
-        import ray
-
-        self._ray = ray
-        if not ray.is_initialized():
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=max(os.cpu_count() or 1, workers), include_dashboard=False,
-                         log_to_driver=False, configure_logging=False)
-        self.capacity = workers * per_worker
-        self._per_worker = per_worker
-        self._resources = {node_resource: 1} if node_resource else None
-        self._actor_cls = ray.remote(EpisodeWorker)
-        self._actors = [self._spawn() for _ in range(workers)]
-        self.load = [0] * workers
-        """Episodes in flight per actor (index into the actors)."""
-        from orchestrator.image_schedule import ImageAffinity
-
-        self.affinity = ImageAffinity()
-        self.probing: set[int] = set()
-        """Actors given no new episode until a probe call answers (their node died)."""
-        self._load_lock = threading.Lock()
-        self._closed = False
-
-    def _spawn(self) -> Any:
-        return self._actor_cls.options(
-            max_concurrency=self._per_worker, num_cpus=0, resources=self._resources,
-            scheduling_strategy="SPREAD", max_restarts=-1, max_task_retries=0).remote()
-
-    def submit(self, job: EpisodeJob, image_key: str | None = None) -> cf.Future:
-        with self._load_lock:
-            usable = [i for i in range(len(self.load)) if i not in self.probing]
-            index = self.affinity.choose(image_key, self.load, self._per_worker, usable)
-            self.load[index] += 1
-        future = self._actors[index].run.remote(job).future()
-        future.add_done_callback(lambda f, i=index: self._finished(i, f))
-        return future
-
-    def _finished(self, index: int, future: cf.Future) -> None:
-        with self._load_lock:
-            self.load[index] -= 1
-        if not future.cancelled() and isinstance(future.exception(), self._ray.exceptions.RayError):
-            self._probe(index)
-
-    def _probe(self, index: int, delay_s: float = 0.0) -> None:
-        """Hold `index` out of the choice until a call on it answers (retried each second)."""
-        with self._load_lock:
-            if self._closed or (index in self.probing and not delay_s):
-                return
-            self.probing.add(index)
-
-        def call() -> None:
-            if self._closed:
-                return
-            probe = self._actors[index].node_id.remote().future()
-            probe.add_done_callback(lambda f: self._probed(index, f))
-
-        if delay_s:
-            timer = threading.Timer(delay_s, call)
-            timer.daemon = True
-            timer.start()
-        else:
-            call()
-
-    def _probed(self, index: int, probe: cf.Future) -> None:
-        if probe.cancelled() or probe.exception() is not None:
-            self._probe(index, delay_s=1.0)
-            return
-        with self._load_lock:
-            self.probing.discard(index)
-
-    @property
-    def actors(self) -> list[Any]:
-        """The actor handles, in the order of `load`."""
-        return list(self._actors)
-
-    def close(self, abort: bool = False) -> None:
-        """Kill the actors (their running episodes end with them; `abort` is the same
-        here: an actor never outlives its run)."""
-        self._closed = True
-        for actor in self._actors:
-            try:
-                self._ray.kill(actor, no_restart=True)
-            except Exception:  # noqa: BLE001, S110 — already gone
-                pass
 
 
 def failed_record(job: EpisodeJob, error: BaseException) -> EpisodeRecord:

@@ -29,7 +29,7 @@ import collections
 import heapq
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,6 +59,14 @@ class ImageAffinity:
             if home is None or home not in pool:
                 self.home[key] = least
             return least
+
+    def assign(self, key: str, pick: Callable[[], int]) -> int:
+        """`key`'s home, given it now (`pick()`) when it has none: build-ahead plans an
+        image onto a worker before its first episode is dispatched there."""
+        with self._lock:
+            if key not in self.home:
+                self.home[key] = pick()
+            return self.home[key]
 
 
 @dataclass

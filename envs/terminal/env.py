@@ -19,6 +19,7 @@ import io
 import os
 import tarfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,15 @@ class TerminalEnv(ToolEnv):
         self._image_env: dict[str, str] = {}
         self._limits: Any = None
 
+    @classmethod
+    def prepare_image(cls, task_id: str, options: Mapping[str, Any]) -> str | None:
+        """The task's image, built by content without an episode (the one `reset` starts
+        from; a second call finds it). Raises ImageBuildError (a TaskError)."""
+        task = _find_task(task_id, options)
+        from_map = options.get("from_map")
+        images = TerminalImages(from_map=from_map) if from_map else shared_images()
+        return images.ensure(task)[0]
+
     # -- ToolEnv hooks ------------------------------------------------------------------
 
     def _begin(self, task_id: str | None, seed: int | None) -> tuple[list[dict], list[Tool]]:
@@ -144,6 +154,22 @@ class TerminalEnv(ToolEnv):
         if not actions:
             raise TaskError(f"terminal task {task.id} has no reference solution")
         return actions
+
+
+def _find_task(task_id: str, options: Mapping[str, Any]) -> TerminalTask:
+    """`task_id` as an env built with `options` would resolve it: from its `task_dirs`,
+    a folder path, or the catalogue at `catalogue_url`."""
+    for root in options.get("task_dirs") or []:
+        for path in find_tasks(root):
+            task = load_task(path)
+            if task.id == task_id:
+                return task
+    if Path(task_id).is_dir():
+        return load_task(task_id)
+    from swe_tasks.catalogue import Catalogue
+
+    record = Catalogue(options.get("catalogue_url")).get(task_id)
+    return TerminalTask.model_validate(record.data)
 
 
 def oracle_actions(task: TerminalTask) -> list[dict]:

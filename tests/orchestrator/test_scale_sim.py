@@ -105,19 +105,20 @@ class FailingStore(Store):
         self.ok = ok
         self.lock = threading.Lock()
 
-    def save_episode(self, rec: EpisodeRecord) -> bool:
+    def save_episodes(self, records: list[EpisodeRecord]) -> int:
         with self.lock:
-            self.ok -= 1
+            self.ok -= len(records)
             if self.ok < 0:
                 raise sa.exc.OperationalError("INSERT", {}, Exception("database is gone"))
-        return super().save_episode(rec)
+        return super().save_episodes(records)
 
 
 def test_a_failing_store_write_stops_the_run_with_its_error(tmp_path: Path) -> None:
     store = FailingStore(f"sqlite:///{tmp_path / 'fail.db'}", ok=20)
     with pytest.raises(sa.exc.OperationalError, match="database is gone"):
         sim_rollout(store, 200, concurrency=20).run()
-    assert len(list(store.episodes(store.list_runs()[0]["id"], with_calls=False))) == 20
+    stored = len(list(store.episodes(store.list_runs()[0]["id"], with_calls=False)))
+    assert 0 < stored <= 20  # what was written before the failure stays; nothing after
 
 
 @pytest.mark.scale
@@ -128,7 +129,7 @@ def test_ray_actor_killed_mid_run_its_episodes_retried_once_none_lost(store: Sto
     store holds every episode exactly once."""
     import ray
 
-    from orchestrator.executors import RayExecutor
+    from orchestrator.ray_executor import RayExecutor
 
     config = RolloutConfig(
         env="sim-agent", imports=["orchestrator.sim_agent"],
