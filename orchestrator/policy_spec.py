@@ -21,8 +21,12 @@ class PolicySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["oracle", "noop", "vllm", "chat"] = Field(
-        "oracle", description="oracle replays the reference solution; noop finishes at once.")
+    type: Literal["oracle", "noop", "vllm", "chat", "scripted"] = Field(
+        "oracle", description="oracle replays the reference solution; noop finishes at once; "
+        "scripted calls `script`.")
+    script: str | None = Field(
+        None, description="scripted: 'module:function' called as function(env, task_id, "
+        "spec) -> a policy (e.g. orchestrator.sim_agent:scripted_policy, a model's pace).")
     urls: list[str] = Field(default_factory=list, description="Model server base URLs.")
     model: str | None = Field(None, description="Served model name (default: the server's).")
     tokenizer: str | None = Field(None, description="Tokenizer/template dir for token-in/out.")
@@ -77,12 +81,23 @@ class PolicySpec(BaseModel):
 
         if self.type == "noop":
             return NoopPolicy()
+        if self.type == "scripted":
+            return _scripted(self, env, task_id)
         if self.type == "oracle":
             oracle = getattr(env, "oracle_actions", None)
             if oracle is None:
                 raise TaskError(f"{type(env).__name__} has no reference solutions (oracle_actions)")
             return OraclePolicy(oracle(task_id))
         return _model_policy(self)
+
+
+def _scripted(spec: PolicySpec, env: Any, task_id: str) -> Any:
+    import importlib
+
+    module, sep, name = (spec.script or "").partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"a scripted policy needs script='module:function', not {spec.script!r}")
+    return getattr(importlib.import_module(module), name)(env, task_id, spec)
 
 
 _shared: dict[str, Any] = {}

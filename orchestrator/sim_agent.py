@@ -9,9 +9,11 @@ points), times `think_scale`. With the simulated engine (`--backend sim`, profil
 benchmarks/results/sim_profile.json) an episode then lasts what one on this machine would:
 start, turns × (model + command), verify, close, with no container or model behind it.
 
-Why the model's wait sits in the env's step and not in a policy: a rollout's policy is
-`PolicySpec` data that workers rebuild, and it has no scripted type yet (requested); the
-driver sees the same episode either way, but the wait is booked under `env_s`.
+Where the model's wait is booked: with the policy `PolicySpec(type="scripted",
+script="orchestrator.sim_agent:scripted_policy")` the oracle's turns come from a policy
+whose `act()` waits the model's latency, so it counts under `policy_s` as a real model's
+would; with any other policy (oracle) the env's step waits it (under `env_s`). The
+driver sees the same episode either way.
 
 Import this module (RolloutConfig.imports=["orchestrator.sim_agent"]) to register it; it
 runs on any backend (its image name is only a label for the simulated engine; on Docker
@@ -29,6 +31,7 @@ from typing import Any
 from envs import register_env
 from envs.echo import EchoEnv
 from envs.tools import BashTool, FinishTool, Tool
+from policies import OraclePolicy
 from sandbox import Limits
 
 MODEL_CALL_P50_S = 0.58072
@@ -59,6 +62,8 @@ class SimAgentEnv(EchoEnv):
         self.think_scale = think_scale
         self.image = image
         self._rng = random.Random(0)
+        self.policy_thinks = False
+        """Set by `scripted_policy`: its act() waits the model's latency, not step()."""
 
     def _begin(self, task_id: str | None, seed: int | None) -> tuple[list[dict], list[Tool]]:
         task_id = task_id or "sim-hello"
@@ -75,7 +80,8 @@ class SimAgentEnv(EchoEnv):
         return messages, [BashTool(), FinishTool()]
 
     def step(self, action: Any) -> tuple[list[dict], Any, bool, bool, dict[str, Any]]:
-        time.sleep(think_latency_s(self._rng, self.think_scale))  # the model's turn
+        if not self.policy_thinks:
+            time.sleep(think_latency_s(self._rng, self.think_scale))  # the model's turn
         return super().step(action)
 
     def oracle_actions(self, task_id: str) -> list[dict[str, Any]]:
@@ -89,6 +95,26 @@ class SimAgentEnv(EchoEnv):
         actions.append({"content": "", "tool_calls": [
             {"name": "bash", "arguments": {"command": f"echo {word} > /tmp/answer.txt"}}]})
         return actions
+
+
+class ThinkingOracle(OraclePolicy):
+    """The oracle's turns, each after a model call's latency (booked under policy_s)."""
+
+    def __init__(self, actions: list[dict[str, Any]], rng: random.Random, scale: float) -> None:
+        super().__init__(actions)
+        self._rng, self._scale = rng, scale
+
+    def act(self, conversation: Any, tools: list[dict[str, Any]]) -> Any:
+        time.sleep(think_latency_s(self._rng, self._scale))
+        return super().act(conversation, tools)
+
+
+def scripted_policy(env: SimAgentEnv, task_id: str, spec: Any = None) -> ThinkingOracle:
+    """`PolicySpec(type="scripted", script="orchestrator.sim_agent:scripted_policy")`: the
+    sim agent's turns at the model's pace, the wait inside the policy."""
+    env.policy_thinks = True
+    rng = random.Random(zlib.crc32(task_id.encode()) ^ 0x5EED)
+    return ThinkingOracle(env.oracle_actions(task_id), rng, env.think_scale)
 
 
 def _base_image() -> str:

@@ -37,6 +37,8 @@ def rollout(
     ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster; default local."),
     ray_node_resource: str = typer.Option(None, help="Ray resource marking sandbox workers."),
     warm_pool: int = typer.Option(0, min=0, help="Warm sandboxes per image in each worker."),
+    prebuild_ahead: int = typer.Option(0, "--prebuild-ahead", min=0, help="Images each worker "
+                                       "builds ahead of its queue while episodes run."),
     env_arg: list[str] = typer.Option([], "--env-arg", help="Env kwarg KEY=VALUE (JSON value)."),
     max_turns: int = typer.Option(None, min=1, help="Override the env's turn limit."),
     max_attempts: int = typer.Option(5, min=1, help="Attempts per episode on infrastructure "
@@ -76,7 +78,7 @@ def rollout(
             backend=BackendConfig(type=backend) if backend else None,
             n=n, concurrency=concurrency, workers=workers, executor=executor,
             ray_address=ray_address, ray_node_resource=ray_node_resource,
-            warm_pool_size=warm_pool, max_turns=max_turns, max_attempts=max_attempts,
+            warm_pool_size=warm_pool, prebuild_ahead=prebuild_ahead, max_turns=max_turns, max_attempts=max_attempts,
             stop_grace_s=stop_grace, env_kwargs=_env_kwargs(env_arg),
             skip_solved_or_hopeless=skip_solved)
         runner = RolloutRunner(config, st)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from orchestrator.policy_spec import PolicySpec
 from orchestrator.records import EpisodeRecord
 from orchestrator.runner import RolloutConfig, RolloutRunner
 from orchestrator.store import Store
@@ -29,9 +30,10 @@ PROFILE = Path(__file__).parents[2] / "benchmarks" / "results" / "sim_profile.js
 
 
 def sim_rollout(store: Store, tasks: int, *, concurrency: int = 50, time_scale: float = 0.0,
-                think_scale: float = 0.0, **backend: object) -> RolloutRunner:
+                think_scale: float = 0.0, policy: PolicySpec | None = None,
+                **backend: object) -> RolloutRunner:
     config = RolloutConfig(
-        env="sim-agent", imports=["orchestrator.sim_agent"],
+        env="sim-agent", imports=["orchestrator.sim_agent"], policy=policy or PolicySpec(),
         task_ids=[f"sim-w{i}" for i in range(tasks)], executor="threads",
         concurrency=concurrency, retry_backoff_s=0.05, retry_backoff_max_s=0.1,
         env_kwargs={"turns": 4, "think_scale": think_scale},
@@ -97,6 +99,22 @@ def test_engine_failures_are_retried_and_never_stored_twice(store: Store) -> Non
     assert max(attempts) >= 2 and sum(a - 1 for a in attempts) == summary.retried
 
 
+def test_the_scripted_policy_books_the_models_wait_under_policy_time(store: Store) -> None:
+    scripted = PolicySpec(type="scripted", script="orchestrator.sim_agent:scripted_policy")
+    runs = {name: sim_rollout(store, 6, concurrency=6, think_scale=0.1, policy=policy).run()
+            for name, policy in (("scripted", scripted), ("oracle", None))}
+    for name, summary in runs.items():
+        assert summary.statuses == {"ok": 6}, name
+        episodes = list(store.episodes(summary.run_id, with_calls=False))
+        waits = [(e.timings["policy_s"], e.timings["env_s"]) for e in episodes]
+        if name == "scripted":  # 5 model calls of ~0.06 s each, in act()
+            assert all(p > 0.1 and p > e for p, e in waits), waits
+        else:  # the same wait, in the env's step
+            assert all(p < 0.05 and e > 0.1 for p, e in waits), waits
+    with pytest.raises(ValueError, match="module:function"):
+        PolicySpec(type="scripted").build(None, "sim-x")
+
+
 class FailingStore(Store):
     """A real store whose writes start failing after `ok` episodes (the database left)."""
 
@@ -138,10 +156,12 @@ def test_ray_actor_killed_mid_run_its_episodes_retried_once_none_lost(store: Sto
         env_kwargs={"turns": 3, "think_scale": 0.3},
         backend=BackendConfig(type="sim", options={"time_scale": 0.3, "seed": 3}))
     seen: dict[str, int] = {}
+    made: list[RayExecutor] = []
 
     class KillingRunner(RolloutRunner):
         def _executor(self) -> RayExecutor:
             executor = super()._executor()
+            made.append(executor)
             pid = ray.get(executor.actors[0].pid.remote(), timeout=120)
 
             def kill() -> None:  # the actor's process dies (its node went away)
@@ -164,6 +184,8 @@ def test_ray_actor_killed_mid_run_its_episodes_retried_once_none_lost(store: Sto
     assert max(attempts) == 2
     assert summary.retried == sum(a - 1 for a in attempts)
     assert seen["on_actor"] - 3 <= summary.retried <= seen["on_actor"]
+    # Episodes travel in batches: fewer actor calls than episodes run (240 + retries).
+    assert made[0].exchanges < 240
 
 
 def test_image_affinity_keeps_an_image_on_its_home_while_it_has_room() -> None:
