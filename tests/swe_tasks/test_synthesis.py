@@ -304,3 +304,39 @@ def test_env_setup_retries_until_the_tests_collect(tmp_path, docker_backend, bas
     with pytest.raises(SetupFailed) as err:
         set_up(_prepared("docopt==0.6.2"), tmp_path / "docopt.jsonl", backend=docker_backend)
     assert err.value.stage == "no tests"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_cli_over_a_list_of_sources_on_ray_resumes(tmp_path, base_image):
+    import ray
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    _prepared("iso8601==2.1.0"), _prepared("docopt==0.6.2")
+    listing = tmp_path / "sources.txt"
+    listing.write_text("# one that works, one whose sdist has no tests\niso8601==2.1.0\n"
+                       "docopt==0.6.2\n")
+    out = tmp_path / "out"
+    args = ["swe", "synthesize", "--sources", str(listing), "--out", str(out),
+            "--max-candidates", "2", "--ray-address", "local"]
+
+    def report() -> list[dict]:
+        return [json.loads(line) for line in (out / "setup_report.jsonl").read_text().splitlines()]
+
+    try:
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        first = report()
+        assert [(r["source"], r["env_ok"], r["stage"]) for r in first] == [
+            ("iso8601==2.1.0", True, "ok"), ("docopt==0.6.2", False, "no tests")]
+        assert first[0]["judged_now"] == 2 == sum(first[0]["statuses"].values())
+        assert "environment setup: 1 of 2 sources" in res.output
+        res = CliRunner().invoke(app, args)  # resumes: nothing judged twice
+        assert res.exit_code == 0, res.output
+        again = report()
+        assert again[0]["judged_now"] == 0 and again[0]["instances"] == first[0]["instances"]
+        assert len(_records(out / "iso8601-2.1.0.jsonl")) == first[0]["instances"]
+    finally:
+        ray.shutdown()
