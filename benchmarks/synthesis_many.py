@@ -1,13 +1,16 @@
 """Synthesis over many packages: the environment-setup rate and what each package yields.
 
-`python benchmarks/synthesis_many.py [--sources FILE] [--max-candidates K]` runs
-`swe_tasks.synth.synthesize` (what `envfarm swe synthesize` runs) over each source of the
-list (pkg==version, one a line), one after the other, and records per package whether its
+`python benchmarks/synthesis_many.py [--sources FILE] [--max-candidates K]` runs, per source
+of the list (pkg==version, one a line), the environment setup (`swe_tasks.synth.env_setup`:
+discovered test requirements and collection, retried on what pytest names) and then
+`swe_tasks.synth.synthesize` (what `envfarm swe synthesize` runs), and records whether its
 environment built and its test suite ran green twice (the environment-setup success, MiMo's
-~70% anchor), candidates judged, valid instances, duplicates and time. Resumable: a package
-already in the results JSONL is skipped (and `synthesize` itself resumes candidates).
-The report, rewritten after every package, is benchmarks/results/synthesis_many.md, with a
-line `environment setup: K of N packages`. Run it niced: Docker builds on a shared machine.
+~70% anchor), what setup tried, candidates judged, valid instances, duplicates, time and
+the image's own disk. Resumable: a package already in the results JSONL is skipped (and
+`synthesize` itself resumes candidates); `--render-only` rewrites the report from it.
+The report is benchmarks/results/synthesis_many.md, with a line
+`environment setup: K of N packages` and a projection of 120K instances from the rates.
+Run it niced: Docker builds on a shared machine.
 """
 
 from __future__ import annotations
@@ -21,66 +24,168 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks")]
 
 RESULTS = ROOT / "benchmarks" / "results"
 SOURCES = RESULTS / "synthesis_many_sources.txt"
+TARGET = 120_000
+
+
+def _image_mb(tag: str) -> tuple[float, float]:
+    """(the image's size, its layers above the envfarm base) in MB."""
+    import docker
+    from sandbox.images import base_image
+
+    client = docker.from_env()
+    size = client.images.get(tag).attrs["Size"]
+    base = client.images.get(base_image(client)).attrs["Size"]
+    return round(size / 1e6, 1), round((size - base) / 1e6, 1)
+
+
+def _sites(files: dict[str, str]) -> int:
+    """Mutation sites of the package (each a possible candidate)."""
+    from swe_tasks.synth import STRATEGIES
+    from swe_tasks.synth.candidates import _sites as sites
+
+    return sum(len(v) for v in sites(files, STRATEGIES).values())
 
 
 def run_one(source: str, out_dir: Path, max_candidates: int, workers: int) -> dict:
     from sandbox.errors import InfraError, TaskError
     from swe_tasks.synth import SynthConfig, synthesize
+    from swe_tasks.synth.env_setup import SetupFailed, set_up
+    from swe_tasks.synth.source import prepare, source_files
 
-    name = source.replace("==", "-")
-    out = out_dir / f"{name}.jsonl"
+    out = out_dir / f"{source.replace('==', '-')}.jsonl"
     t = time.monotonic()
     row: dict = {"source": source, "env_ok": False}
     try:
+        src = prepare(source)
+        row["sites"] = _sites(source_files(src))
+        setup = set_up(src, out)
+        row.update(setup_s=round(time.monotonic() - t, 1), collected=setup.collected,
+                   attempts=[vars(a) for a in setup.attempts], notes=setup.notes[:12])
+        row["image_mb"], row["layer_mb"] = _image_mb(setup.image)
         report = synthesize(source, out, SynthConfig(max_candidates=max_candidates,
                                                      workers=workers))
-    except TaskError as exc:  # no source, or the image would not build
-        row.update(stage="environment", error=f"{type(exc).__name__}: {exc}"[:300])
-    except InfraError as exc:  # the clean suite did not run (or Docker failed)
-        row.update(stage="test suite", error=f"{type(exc).__name__}: {exc}"[:300])
+    except SetupFailed as exc:
+        row.update(stage=exc.stage, error=str(exc)[:300], attempts=[vars(a) for a in exc.attempts])
+    except TaskError as exc:  # no source
+        row.update(stage="source", error=f"{type(exc).__name__}: {exc}"[:300])
+    except InfraError as exc:  # the clean suite did not run twice (or Docker failed)
+        row.update(stage="baseline", error=f"{type(exc).__name__}: {exc}"[:300])
     except Exception as exc:  # noqa: BLE001 — recorded, the next package goes on
         row.update(stage="other", error=f"{type(exc).__name__}: {exc}"[:300],
                    trace=traceback.format_exc(limit=4)[-800:])
     else:
         statuses = dict(report.statuses)
         row.update(env_ok=True, stage="ok", image=report.image,
-                   baseline_tests=len(getattr(report.baseline, "passing", []) or []),
+                   passing=len(report.baseline.passing), total=report.baseline.total,
                    judged=sum(statuses.values()), statuses=statuses,
-                   valid=report.instances, duplicates=statuses.get("duplicate", 0))
+                   valid=report.instances, duplicates=statuses.get("duplicate", 0),
+                   candidate_s=round(sum(report.candidate_s) / max(1, len(report.candidate_s)), 1))
     row["wall_s"] = round(time.monotonic() - t, 1)
     return row
+
+
+def cause(row: dict) -> str:
+    """One line: why a package's environment did not work."""
+    tried = [a["change"] for a in row.get("attempts", [])]
+    last = (row.get("attempts") or [{}])[-1].get("outcome", "")
+    text = row.get("error", "").splitlines()[0] if row.get("error") else ""
+    line = f"{row['stage']}: " + (last or text)
+    if len(tried) > 1:
+        line += f" (after {len(tried)} attempts: {'; '.join(tried[1:])})"
+    return line.replace("|", "/")[:300]
+
+
+def projection(rows: list[dict]) -> list[str]:
+    """120K instances from the measured rates (the assumptions are printed with it)."""
+    ok = [r for r in rows if r["env_ok"]]
+    if not ok:
+        return []
+    p = len(ok) / len(rows)
+    judged = sum(r["judged"] for r in ok)
+    valid = sum(r["valid"] for r in ok)
+    v = valid / max(1, judged)
+    dup = sum(r["duplicates"] for r in ok) / max(1, judged)
+    cand_s = sum(r["candidate_s"] * r["judged"] for r in ok) / max(1, judged)
+    set_up = [r for r in rows if "setup_s" in r]
+    setup_min = sum(r["setup_s"] for r in set_up) / 60 / max(1, len(set_up))
+    fail_min = sum(r["wall_s"] for r in rows if not r["env_ok"]) / 60 / max(
+        1, len(rows) - len(ok))
+    layer = sum(r["layer_mb"] for r in ok) / len(ok)
+    sites = sorted(r["sites"] for r in ok)
+    med_sites = sites[len(sites) // 2]
+    per_pkg = max(1.0, med_sites * v)  # if every site were judged at the measured yield
+    pkgs = TARGET / per_pkg
+    tried = pkgs / p
+    core_h = (TARGET / v * cand_s + pkgs * setup_min * 60 + (tried - pkgs) * fail_min * 60) / 3600
+    return [
+        "## Projection: 120,000 instances", "",
+        ("From this run's rates (assumptions: every mutation site of a package judged at the "
+         "measured valid-per-candidate yield; one sandbox core per candidate; setup cost per "
+         "package as measured here; failures cost what they cost here; one image per "
+         "package):"), "",
+        f"- environment setup success: {p:.2f} ({len(ok)} of {len(rows)}); MiMo's anchor 0.70",
+        f"- valid per candidate: {v:.2f} ({valid} of {judged}; duplicates {dup:.2f} of judged)",
+        f"- sandbox time per candidate: {cand_s:.0f} s (2 runs of the suite, fresh sandbox)",
+        (f"- setup per package (prepare, discover, build, probe): {setup_min:.1f} min; "
+         f"a failed package: {fail_min:.1f} min"),
+        (f"- mutation sites per package: median {med_sites} -> about {per_pkg:.0f} instances "
+         "per package at that yield"),
+        f"- packages needed: {pkgs:.0f} with a working environment, {tried:.0f} to try",
+        (f"- compute: {core_h:,.0f} core-hours ({core_h / 1000:.1f} h on 1,000 cores), "
+         f"{TARGET / v:,.0f} candidates judged"),
+        (f"- disk: {layer:.0f} MB per environment image above the shared base -> "
+         f"{pkgs * layer / 1e3:,.1f} GB for {pkgs:.0f} images"),
+    ]
 
 
 def render(rows: list[dict], planned: int, args: argparse.Namespace) -> str:
     ok = [r for r in rows if r["env_ok"]]
     lines = ["# Synthesis over many packages", "",
              (f"`benchmarks/synthesis_many.py` over `{args.sources.relative_to(ROOT)}` "
-             f"({planned} sources), at most {args.max_candidates} candidates per package, "
-             f"{args.workers} workers; updated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f" (2 shared cores, load {os.getloadavg()[0]:.1f})."), "",
+              f"({planned} sources), at most {args.max_candidates} candidates per package, "
+              f"{args.workers} workers; updated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+              f" (2 shared cores, load {os.getloadavg()[0]:.1f}). Environment setup by "
+              "`swe_tasks.synth.env_setup`: test requirements and collection discovered, "
+              "`pytest --collect-only` retried on what it names (at most 6 builds)."), "",
              f"environment setup: {len(ok)} of {len(rows)} packages", ""]
     if len(rows) < planned:
         lines += [(f"Partial: {len(rows)} of the {planned} listed packages were tried before "
-                  "the session's deadline; the run resumes where it stopped."), ""]
-    lines += [("| package | environment + green suite | stage failed | judged | valid | "
-              "duplicates | minutes |"), "|---|---|---|---|---|---|---|"]
+                   "the session's deadline; the run resumes where it stopped."), ""]
+    lines += [("| package | built + green | stage failed | setup attempts | tests passing | "
+               "candidates | judged | valid | duplicates | image MB (own) | minutes |"),
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['source']} | {'yes' if r['env_ok'] else 'no'} | "
-                     f"{'' if r['env_ok'] else r.get('stage', '')} | {r.get('judged', '')} | "
-                     f"{r.get('valid', '')} | {r.get('duplicates', '')} | "
-                     f"{r['wall_s'] / 60:.1f} |")
+        ok_ = r["env_ok"]
+        tests = f"{r['passing']}/{r['total']}" if ok_ else ""
+        disk = f"{r['image_mb']:.0f} ({r['layer_mb']:.0f})" if "layer_mb" in r else ""
+        lines.append(
+            f"| {r['source']} | {'yes' if ok_ else 'no'} | {'' if ok_ else r.get('stage', '')} "
+            f"| {len(r.get('attempts', [])) or ''} | "
+            f"{tests} | {r.get('sites', '')} | "
+            f"{r.get('judged', '')} | {r.get('valid', '')} | {r.get('duplicates', '')} | "
+            f"{disk} | "
+            f"{r['wall_s'] / 60:.1f} |")
+    lines += ["", ("`candidates`: mutation sites of the package (candidates it could give); "
+                   "`judged`: those drawn and judged here.")]
     failed = [r for r in rows if not r["env_ok"]]
     if failed:
-        lines += ["", "Failures:"] + [f"- {r['source']}: {r.get('error', '')}" for r in failed]
+        lines += ["", "Failures (one line each):"] + [f"- {r['source']}: {cause(r)}"
+                                                       for r in failed]
+    retried = [r for r in ok if len(r.get("attempts", [])) > 1]
+    if retried:
+        lines += ["", "Set up after retries (what each retry changed):"] + [
+            f"- {r['source']}: " + "; ".join(a["change"] for a in r["attempts"][1:])
+            for r in retried]
     if ok:
         valid = sum(r.get("valid", 0) for r in ok)
         judged = sum(r.get("judged", 0) for r in ok)
         lines += ["", (f"Over the packages whose environment worked: {valid} valid of {judged} "
-                  f"judged ({valid / max(1, judged):.2f} per candidate).")]
+                       f"judged ({valid / max(1, judged):.2f} per candidate).")]
+        lines += [""] + projection(rows)
     return "\n".join(lines) + "\n"
 
 
@@ -89,17 +194,19 @@ def main() -> None:
     ap.add_argument("--sources", type=Path, default=SOURCES)
     ap.add_argument("--max-candidates", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out-dir", type=Path, default=Path("/tmp/envfarm-synthesis-many"))
+    ap.add_argument("--out-dir", type=Path, default=Path("/tmp/envfarm-synthesis-many-setup"))
     ap.add_argument("--results", type=Path, default=RESULTS / "synthesis_many.jsonl")
     ap.add_argument("--report", type=Path, default=RESULTS / "synthesis_many.md")
+    ap.add_argument("--render-only", action="store_true", help="Rewrite the report only.")
     args = ap.parse_args()
     sources = [s.strip() for s in args.sources.read_text().splitlines()
                if s.strip() and not s.startswith("#")]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(line) for line in args.results.read_text().splitlines()
             if line.strip()] if args.results.exists() else []
+    rows = [r for r in rows if r["source"] in sources]
     done = {r["source"] for r in rows}
-    for source in sources:
+    for source in ([] if args.render_only else sources):
         if source in done:
             continue
         print(f"== {source}", flush=True)
