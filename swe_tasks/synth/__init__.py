@@ -10,9 +10,9 @@ source's environment first (discovered test needs, retried on what pytest names)
 
 from swe_tasks.synth.candidates import Candidate, generate
 from swe_tasks.synth.env_setup import EnvSetup, SetupFailed, set_up
+from swe_tasks.synth.many import synthesize_many
 from swe_tasks.synth.mutations import STRATEGIES, Edit, Strategy
 from swe_tasks.synth.pipeline import SynthConfig, SynthReport, synthesize
-from swe_tasks.synth.many import synthesize_many
 from swe_tasks.synth.rewriter import ChatModel, FunctionRewriter
 
 __all__ = ["STRATEGIES", "Candidate", "ChatModel", "Edit", "EnvSetup", "FunctionRewriter",
