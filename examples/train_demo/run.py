@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--max-turns", type=int, default=1,
                     help="1: the reward is the first tool call's (a finish-first turn scores 0)")
-    ap.add_argument("--max-tokens", type=int, default=40, help="completion tokens per call")
+    ap.add_argument("--max-tokens", type=int, default=64,
+                    help="completion tokens per call (a one-line echo call takes about 42)")
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--epochs", type=int, default=1, help="optimizer steps per iteration")
     ap.add_argument("--train-layers", type=int, default=8, help="top decoder layers trained")
