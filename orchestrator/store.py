@@ -120,6 +120,25 @@ def _episode_query(query: sa.Select, run_id: str, statuses: tuple[str, ...] | No
     return _in_run(query, run_id, statuses).order_by(episodes.c.task_id, episodes.c.sample_index)
 
 
+def _episode_row(rec: EpisodeRecord, attempts: int) -> dict[str, Any]:
+    return {
+        "run_id": rec.run_id, "task_id": rec.task_id, "sample_index": rec.sample_index,
+        "env_id": rec.env_id, "status": rec.status, "reward": rec.reward,
+        "reward_details": rec.reward_details, "messages": rec.messages,
+        "token_ids": pack_ids(rec.token_ids), "loss_mask": pack_ids(rec.loss_mask),
+        "token_logprobs": pack_floats(rec.token_logprobs),
+        "teacher_logprobs": pack_floats(rec.teacher_logprobs),
+        "prefix_consistent": rec.prefix_consistent, "num_turns": rec.num_turns,
+        "timings": rec.timings, "error": rec.error, "attempts": attempts, "worker": rec.worker,
+        "created_at": _now()}
+
+
+def _call_row(episode_id: int, idx: int, call: CallData) -> dict[str, Any]:
+    return {"episode_id": episode_id, "idx": idx, "prompt_ids": pack_ids(call.prompt_ids),
+            "completion_ids": pack_ids(call.completion_ids),
+            "logprobs": pack_floats(call.logprobs), "finish_reason": call.finish_reason}
+
+
 class Store:
     """Runs, episodes and calls behind one engine. Thread-safe (one connection per call)."""
 
@@ -169,16 +188,70 @@ class Store:
     def save_episodes(self, records: Iterable[EpisodeRecord]) -> int:
         """Store several episodes in one transaction, each by `save_episode`'s rules
         (an episode already stored trainable is skipped, an `infra_error` placeholder
-        replaced; a key twice in `records` is written once, the first trainable wins).
+        replaced; a key twice in `records` is taken as if saved one after the other).
 
-        Returns how many were written. Why: one commit (one fsync) per episode caps one
-        writer at ~100 episodes/s on SQLite and ~50/s on PostgreSQL; a batch pays it once
-        (benchmarks/results/scale.md). All or nothing: on an error none is stored."""
-        written = 0
+        Returns how many were written, counted as `save_episode` calls in order would.
+        Why: one writer saving one episode per transaction spends most of its time on
+        per-statement and per-commit work; a batch is one lookup of the keys, one
+        multi-row insert and one commit (benchmarks/results/scale.md). All or nothing:
+        on an error none is stored."""
+        records = list(records)
+        if not records:
+            return 0
         with self.engine.begin() as conn:
+            existing = self._existing(conn, records)
+            chosen: dict[tuple[str, str, int], tuple[EpisodeRecord, int]] = {}
+            replaced: list[int] = []
+            written = 0
             for rec in records:
-                written += self._save(conn, rec)
+                key = (rec.run_id, rec.task_id, rec.sample_index)
+                before = chosen.get(key)
+                if before is not None:
+                    if before[0].status != "infra_error":
+                        continue
+                    chosen[key] = (rec, rec.attempts + before[1])
+                elif key in existing:
+                    row_id, status, attempts = existing[key]
+                    if status != "infra_error":
+                        continue
+                    replaced.append(row_id)
+                    chosen[key] = (rec, rec.attempts + attempts)
+                else:
+                    chosen[key] = (rec, rec.attempts)
+                written += 1
+            if replaced:
+                conn.execute(calls.delete().where(calls.c.episode_id.in_(replaced)))
+                conn.execute(episodes.delete().where(episodes.c.id.in_(replaced)))
+            kept = list(chosen.values())
+            if not kept:
+                return written
+            ids = conn.execute(episodes.insert().returning(
+                episodes.c.id, sort_by_parameter_order=True),
+                [_episode_row(rec, attempts) for rec, attempts in kept]).scalars().all()
+            call_rows = [_call_row(episode_id, i, c) for episode_id, (rec, _) in zip(ids, kept)
+                         for i, c in enumerate(rec.calls)]
+            if call_rows:
+                conn.execute(calls.insert(), call_rows)
         return written
+
+    @staticmethod
+    def _existing(conn: sa.Connection, records: list[EpisodeRecord]
+                  ) -> dict[tuple[str, str, int], tuple[int, str, int]]:
+        """(run, task, sample) -> (row id, status, attempts) of the stored rows of `records`."""
+        found: dict[tuple[str, str, int], tuple[int, str, int]] = {}
+        by_run: dict[str, set[str]] = {}
+        for rec in records:
+            by_run.setdefault(rec.run_id, set()).add(rec.task_id)
+        for run_id, task_ids in by_run.items():
+            ordered = sorted(task_ids)
+            for i in range(0, len(ordered), 500):
+                rows = conn.execute(sa.select(
+                    episodes.c.id, episodes.c.task_id, episodes.c.sample_index,
+                    episodes.c.status, episodes.c.attempts).where(
+                    (episodes.c.run_id == run_id) & episodes.c.task_id.in_(ordered[i:i + 500])))
+                for r in rows:
+                    found[(run_id, r.task_id, r.sample_index)] = (r.id, r.status, r.attempts)
+        return found
 
     @staticmethod
     def _save(conn: sa.Connection, rec: EpisodeRecord) -> bool:
@@ -194,21 +267,10 @@ class Store:
             conn.execute(calls.delete().where(calls.c.episode_id == existing.id))
             conn.execute(episodes.delete().where(episodes.c.id == existing.id))
         episode_id = conn.execute(episodes.insert().values(
-            run_id=rec.run_id, task_id=rec.task_id, sample_index=rec.sample_index,
-            env_id=rec.env_id, status=rec.status, reward=rec.reward,
-            reward_details=rec.reward_details, messages=rec.messages,
-            token_ids=pack_ids(rec.token_ids), loss_mask=pack_ids(rec.loss_mask),
-            token_logprobs=pack_floats(rec.token_logprobs),
-            teacher_logprobs=pack_floats(rec.teacher_logprobs),
-            prefix_consistent=rec.prefix_consistent, num_turns=rec.num_turns,
-            timings=rec.timings, error=rec.error, attempts=attempts, worker=rec.worker,
-            created_at=_now())).inserted_primary_key[0]
+            **_episode_row(rec, attempts))).inserted_primary_key[0]
         if rec.calls:
-            conn.execute(calls.insert(), [
-                {"episode_id": episode_id, "idx": i, "prompt_ids": pack_ids(c.prompt_ids),
-                 "completion_ids": pack_ids(c.completion_ids),
-                 "logprobs": pack_floats(c.logprobs), "finish_reason": c.finish_reason}
-                for i, c in enumerate(rec.calls)])
+            conn.execute(calls.insert(), [_call_row(episode_id, i, c)
+                                          for i, c in enumerate(rec.calls)])
         return True
 
     def done_keys(self, run_id: str) -> set[tuple[str, int]]:

@@ -220,3 +220,35 @@ def test_affinity_and_build_ahead_beat_fifo_on_a_simulated_schedule() -> None:
     assert "a" in cache and "b" in cache
     cache.add("c", 10, 2.0, set())  # a is the least recently used unpinned image
     assert "a" not in cache and cache.used_mb == 40 and cache.evictions == 1
+
+
+@pytest.mark.scale
+def test_ray_actors_prepare_the_next_images_of_their_own_queue(store: Store) -> None:
+    """With prebuild_ahead, each image is prepared once, by the actor that is its home,
+    and the episodes of that image then run there while it has room."""
+    import ray
+
+    prepared: dict[str, object] = {}
+    homes: dict[str, int] = {}
+
+    class Runner(RolloutRunner):
+        def _loop(self, executor: object, *args: object) -> None:
+            super()._loop(executor, *args)
+            prepared.update(executor.prepared())  # type: ignore[attr-defined]
+            homes.update(executor.affinity.home)  # type: ignore[attr-defined]
+
+    config = RolloutConfig(
+        env="sim-agent", imports=["orchestrator.sim_agent"],
+        task_ids=[f"sim-p{i}" for i in range(30)], executor="ray", workers=2,
+        concurrency=3, prebuild_ahead=2, env_kwargs={"turns": 2, "think_scale": 0.1},
+        backend=BackendConfig(type="sim", options={"time_scale": 0.2, "seed": 5}))
+    try:
+        summary = Runner(config, store, show_progress=False).run()
+    finally:
+        ray.shutdown()
+    assert summary.statuses == {"ok": 30}
+    # Every task after the first slots' worth was prepared ahead (the sim env has no
+    # per-task image: the default hook answers None), each exactly once, without error.
+    assert len(prepared) >= 30 - 2 * 3 - 2
+    assert all(tag is None and error is None for tag, _, error in prepared.values())
+    assert set(prepared) <= set(homes)
