@@ -1,10 +1,12 @@
 """Run an instance's tests in a sandbox and grade them: the JUnit report, or the log of
 the dataset's own eval script where it gives one (`swe_tasks.eval_script`).
 
-JUnit (the default): the FAIL_TO_PASS / PASS_TO_PASS ids run by node id (fast: nothing
-else runs). When pytest cannot select them (exit 4: an id it does not know, or 5: nothing
-collected), the files they name (else those the test patch touches) run whole, as
-SWE-bench does; unrelated tests may then fail without harm.
+JUnit (the default): the test files the FAIL_TO_PASS / PASS_TO_PASS ids name run whole,
+in the test patch's order, as the SWE-bench harness runs them (its test command over the
+test patch's files); only the listed ids are graded, unrelated tests may fail without
+harm. Not by node id: pytest runs ids in the order given, and suites whose tests share
+state (sphinx's `shared_result` apps) fail in an order the dataset never ran
+(sphinx-doc__sphinx-8120: test_text_docfields fails after test_customize_system_message).
 
 Who can reach what (the code under test is the agent's; it runs inside pytest):
 - pytest runs as an unprivileged user (`TESTS_UID`, via `setpriv`) when the sandbox has
@@ -48,11 +50,12 @@ Call `put_tests_in_place` after the code under test is in /testbed and before
 
 from __future__ import annotations
 
+import os
 import shlex
 import uuid
 from dataclasses import dataclass
 
-from sandbox import Sandbox
+from sandbox import Limits, Sandbox
 from sandbox.errors import SandboxError
 from swe_tasks.eval_script import Frame, LogEval, log_eval_for
 from swe_tasks.grading import MAX_REPORT_BYTES, GradeReport, grade, grade_log
@@ -73,18 +76,28 @@ EVAL_SCRIPT_SETUP_S = 600.0
 """Time an eval-script run gets beyond the tests' limit, for the install steps it runs."""
 
 
+def tests_limits(limits: Limits, spec: RepoSpec) -> Limits:
+    """`limits` with the CPUs the harness gives the tests (`RepoSpec.cpus`), as far as
+    this machine has them. Suites count the CPUs their cgroup grants: pylint 2.14+ skips
+    its `needs_two_cores` tests under a one-CPU quota, and lists them as PASS_TO_PASS."""
+    if spec.cpus is None or spec.cpus <= limits.cpus:
+        return limits
+    return limits.model_copy(update={"cpus": min(spec.cpus, float(os.cpu_count() or 1))})
+
+
 def test_targets(instance: SWEInstance, test_ids: list[str] | None = None) -> list[str]:
-    """The test files to run, in first-seen order."""
+    """The test files to run: those the ids name, in the test patch's order (the harness
+    runs the test patch's files in that order), then the others in first-seen order; the
+    test patch's Python files when no id names a file."""
     ids = test_ids if test_ids is not None else instance.FAIL_TO_PASS + instance.PASS_TO_PASS
-    files: dict[str, None] = {}
+    named: dict[str, None] = {}
     for tid in ids:
         if "::" in tid:
-            files.setdefault(tid.split("::", 1)[0])
-    if not files:
-        for path in instance.test_files:
-            if path.endswith(".py"):
-                files.setdefault(path)
-    return list(files)
+            named.setdefault(tid.split("::", 1)[0])
+    patch_files = [p for p in instance.test_files if p.endswith(".py")]
+    if not named:
+        return patch_files
+    return [p for p in patch_files if p in named] + [p for p in named if p not in patch_files]
 
 
 @dataclass
@@ -117,11 +130,6 @@ def run_tests(sandbox: Sandbox, instance: SWEInstance, spec: RepoSpec, *,
     log_eval = log_eval_for(instance)
     if log_eval is not None:
         return _run_eval_script(sandbox, log_eval, spec, f2p, p2p, limit)
-    ids = [t for t in f2p + p2p if "::" in t]
-    if ids and len(ids) == len(f2p + p2p):
-        run = _run(sandbox, spec, ids, f2p, p2p, limit, instance.test_files)
-        if run.exit_code not in (4, 5):
-            return run
     return _run(sandbox, spec, test_targets(instance, f2p + p2p), f2p, p2p, limit,
                 instance.test_files)
 

@@ -32,7 +32,7 @@ from swe_tasks.grading import MISSING, PASSING
 from swe_tasks.instance import SWEInstance
 from swe_tasks.pythons import PythonUnavailable, log_tail
 from swe_tasks.repo_spec import RepoSpec, spec_for
-from swe_tasks.testrun import put_tests_in_place, run_tests
+from swe_tasks.testrun import put_tests_in_place, run_tests, tests_limits
 from swe_tasks.workspace import apply_patch, inject
 
 VALIDATION_LIMITS = Limits(cpus=1, memory_mb=4096, pids=1024, network=False, timeout_s=600)
@@ -80,7 +80,7 @@ def build_cause(error: ImageBuildError) -> str:
 def validate_run(instance: SWEInstance, image: str, spec: RepoSpec,
                  backend: DockerBackend) -> RunOutcome:
     """One gold-validation run in a fresh sandbox. Raises InfraError when Docker fails."""
-    with backend.start(image, VALIDATION_LIMITS, workdir="/testbed") as sb:
+    with backend.start(image, tests_limits(VALIDATION_LIMITS, spec), workdir="/testbed") as sb:
         network.prepare(sb, spec.network)
         inject(sb, instance, hide_tests=False, post_inject=spec.post_inject)
         tp = put_tests_in_place(sb, instance)
