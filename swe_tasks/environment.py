@@ -19,6 +19,23 @@ an instance whose install files (`INSTALL_FILES`) differ from the environment co
 gets one thin layer more (`instance_layer_spec`): its tree in /testbed and the spec's
 `pre_install` + `install` run again. Instances whose install files match share the
 environment image, with nothing per instance.
+
+Dependencies the fix adds. The harness installs the repository again after a patch is
+applied, online; here tests run offline, so a fix that declares a new dependency
+(pylint-dev__pylint-4661 adds `appdirs` to setup.cfg and imports it) could never pass.
+Where the gold patch changes install files, the instance layer also installs what those
+changed files ask for beyond what is installed (`GOLD_DEPS`: pip's own resolution of the
+patched tree, dry run; the project itself is not installed from it): an agent that writes
+the same fix can import them. Only the install files' hunks enter the build, and they are
+deleted in the step that reads them: no layer the agent sees holds any of the fix.
+
+Editable installs land where Python looks. Debian's Python puts pip's packages in
+`/usr/local/lib/python3.X/dist-packages`, while a legacy `setup.py develop` (pip's editable
+install of a setup.py project) writes its egg-link and `easy-install.pth` under
+`sys.prefix`'s `lib/python3.X/site-packages`, which is not on `sys.path`: the package
+then imports only from /testbed itself, and tests that run it from elsewhere fail
+(pylint's test_self subprocesses in tmp folders: "No module named pylint"). The last
+step of every environment image (`SITE_DIRS`) makes those folders site folders.
 """
 
 from __future__ import annotations
@@ -31,8 +48,8 @@ from pathlib import Path
 
 from sandbox import ImageBuilder, ImageSpec
 from swe_tasks import git_source
-from swe_tasks.network import HTTPBIN_INSTALL
 from swe_tasks.instance import SWEInstance
+from swe_tasks.network import HTTPBIN_INSTALL
 from swe_tasks.pythons import BASE_PYTHON, ensure_python
 from swe_tasks.repo_spec import RepoSpec, spec_for
 
@@ -89,6 +106,49 @@ def _quoted(packages: list[str]) -> str:
     return " ".join(shlex.quote(p) for p in packages)
 
 
+SITE_DIRS = """python - <<'EOF'
+import os, sys, pip
+v = "%d.%d" % sys.version_info[:2]
+d = os.path.join(sys.prefix, "lib", "python" + v, "site-packages")
+if d not in sys.path:  # the .pth goes where pip installs
+    with open(os.path.join(os.path.dirname(os.path.dirname(pip.__file__)), "envfarm-site-dirs.pth"), "w") as f:
+        f.write("import site; site.addsitedir(%r)\\n" % d)
+EOF"""
+"""The image step that puts the folders `setup.py develop` writes to on `sys.path`
+(module docstring); done last so the layers before it stay cached."""
+_GOLD_INSTALL = "/opt/envfarm/install-files.diff"
+GOLD_DEPS = r"""set -u
+rm -rf /tmp/envfarm-gold && cp -a /testbed /tmp/envfarm-gold && cd /tmp/envfarm-gold
+(git apply --whitespace=nowarn {diff} 2>/dev/null || patch --batch -p1 -i {diff} >/dev/null)
+rm -f {diff}
+python -m pip install --dry-run --quiet --report /tmp/envfarm-gold.json /tmp/envfarm-gold
+python - <<'EOF' > /tmp/envfarm-gold.txt
+import json
+for item in json.load(open("/tmp/envfarm-gold.json"))["install"]:
+    if (item.get("download_info") or {}).get("url", "").startswith("file:"):
+        continue  # the project itself
+    print(item["metadata"]["name"] + "==" + item["metadata"]["version"])
+EOF
+cd / && rm -rf /tmp/envfarm-gold /tmp/envfarm-gold.json
+if [ -s /tmp/envfarm-gold.txt ]; then echo "envfarm: the fix's install files add:"; \
+  cat /tmp/envfarm-gold.txt; python -m pip install -r /tmp/envfarm-gold.txt; fi
+rm -f /tmp/envfarm-gold.txt""".replace("{diff}", _GOLD_INSTALL)
+"""The instance-layer step that installs what the gold patch's install files add."""
+
+
+def gold_install_diff(instance: SWEInstance) -> str:
+    """The gold patch's hunks on install files (`INSTALL_FILES`, requirements files at the
+    root), or "" when it touches none."""
+    from swe_tasks.integrity import split_patch
+
+    try:
+        blocks = split_patch(instance.patch)
+    except ValueError:
+        return ""
+    return "".join(b.text for b in blocks if b.path in INSTALL_FILES
+                   or (b.path.startswith("requirements") and b.path.endswith(".txt")))
+
+
 def install_steps(spec: RepoSpec) -> list[str]:
     """The image's install steps after /testbed holds the tree (see `RepoSpec`)."""
     steps = []
@@ -117,6 +177,8 @@ def install_steps(spec: RepoSpec) -> list[str]:
         steps.append("python -c 'import pytest' 2>/dev/null || pip install pytest")
     if spec.network == "httpbin":
         steps.append(HTTPBIN_INSTALL)
+    if spec.install:
+        steps.append(SITE_DIRS)
     return steps
 
 
@@ -166,8 +228,13 @@ def instance_layer_spec(instance: SWEInstance, spec: RepoSpec, env_image: str) -
     if spec.pre_install:
         steps.append("cd /testbed\n" + "\n".join(spec.pre_install))
     steps += [f"cd /testbed && {step}" for step in spec.install]
+    files: dict[str, str | bytes] = {_SRC_TAR: tree}
+    gold = gold_install_diff(instance)
+    if gold:
+        files[_GOLD_INSTALL] = gold
+        steps.append(GOLD_DEPS)
     name = re.sub(r"[^a-z0-9_.-]+", "-", f"swe-{instance.instance_id}".lower()).strip("-.")
-    return ImageSpec(name=name[:100], base=env_image, files={_SRC_TAR: tree}, steps=steps,
+    return ImageSpec(name=name[:100], base=env_image, files=files, steps=steps,
                      env=spec.env, workdir="/testbed")
 
 
@@ -191,7 +258,8 @@ def ensure_image(instance: SWEInstance, builder: ImageBuilder | None = None,
     if tag is not None and builder.exists(tag):
         return tag
     tag = env_tag
-    if needs_instance_layer(instance, git_source.resolve(instance.repo)):
+    if needs_instance_layer(instance, git_source.resolve(instance.repo)) or \
+            gold_install_diff(instance):
         tag = builder.ensure(instance_layer_spec(instance, spec, env_tag))
     with _guard:
         _known[key] = tag
