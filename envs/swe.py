@@ -8,8 +8,8 @@ Verifier (at finish, max turns or timeout). The agent is root in its sandbox and
 adversarial, so nothing it could touch is trusted:
 1. every agent process is killed (`Sandbox.stop_processes`), then its /testbed is read
    through the engine's archive API on the host and compared with the injected tree
-   (`swe_tasks.workspace.read_changes`): no agent shell, `git`, config or process takes
-   part. Over `workspace.MAX_CHANGED_BYTES` of changes is an agent fault (reward 0).
+   (`swe_tasks.agent_diff.read_changes`): no agent shell, `git`, config or process takes
+   part. Over `agent_diff.MAX_CHANGED_BYTES` of changes is an agent fault (reward 0).
 2. a FRESH sandbox from the pristine image gets the same commit; trusted git there turns
    the kept changes into a patch, which is filtered by its own `diff --git` headers:
    test files and conftest.py are dropped (as SWE-bench drops them), pytest
@@ -31,6 +31,7 @@ or, with neither, the bundled example (`swe_tasks.example`).
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 from envs import status as st
@@ -40,20 +41,13 @@ from envs.tools import BashTool, FinishTool, StrReplaceEditorTool, Tool
 from sandbox import Limits
 from sandbox.errors import AgentCaused, ContainerDied, SandboxError
 from swe_tasks import network
+from swe_tasks.agent_diff import Change, ChangesTooLarge, build_patch, read_changes
 from swe_tasks.environment import ensure_image
 from swe_tasks.example import EXAMPLE_ID, example_instance
 from swe_tasks.instance import SWEInstance
 from swe_tasks.repo_spec import RepoSpec, spec_for
-from swe_tasks.testrun import VERIFIER_CAPS, put_tests_in_place, run_tests
-from swe_tasks.workspace import (
-    Change,
-    ChangesTooLarge,
-    Injected,
-    apply_patch,
-    build_patch,
-    inject,
-    read_changes,
-)
+from swe_tasks.testrun import VERIFIER_CAPS, put_tests_in_place, run_tests, tests_limits
+from swe_tasks.workspace import Injected, apply_patch, inject
 
 SYSTEM_PROMPT = (
     "You are an autonomous software engineer working in a Linux container. The repository "
@@ -94,6 +88,25 @@ class SWEEnv(ToolEnv):
         self.base_sha: str | None = None
         self.injected: Injected | None = None
         self.inject_s: float | None = None
+
+    @classmethod
+    def prepare_image(cls, task_id: str, options: Mapping[str, Any]) -> str | None:
+        """The image `task_id`'s episode starts from (the one `reset` uses: environment
+        image, plus the instance's own layer where it has one), built by content without
+        an episode; a second call finds it. The task comes from `options["instances"]`,
+        the bundled example, or the catalogue (`options["catalogue_url"]`). Raises
+        ImageBuildError or PythonUnavailable (TaskErrors), SourceUnavailable when the
+        repository cannot be reached."""
+        given = {i["instance_id"]: i for i in options.get("instances") or []}
+        if task_id in given:
+            inst = SWEInstance.model_validate(given[task_id])
+        elif task_id == EXAMPLE_ID:
+            inst = example_instance()
+        else:
+            from swe_tasks.catalogue import Catalogue
+
+            inst = SWEInstance.from_task(Catalogue(options.get("catalogue_url")).get(task_id))
+        return ensure_image(inst, spec=spec_for(inst))
 
     # -- ToolEnv hooks ------------------------------------------------------------------
 
@@ -141,7 +154,8 @@ class SWEEnv(ToolEnv):
 
     def _grade_in_fresh_sandbox(self, inst: SWEInstance, spec: RepoSpec,
                                 changes: list[Change]) -> VerifierResult:
-        with self.backend.start(self.image, self.limits, workdir="/testbed",
+        limits = tests_limits(self.limits, spec)
+        with self.backend.start(self.image, limits, workdir="/testbed",
                                 cap_add=list(VERIFIER_CAPS),
                                 labels={"envfarm.task": inst.instance_id[:200],
                                         "envfarm.role": "verifier"}) as fresh:

@@ -141,6 +141,18 @@ def test_a_dead_sandbox_is_an_infra_error(env, store, docker_backend):
     assert info["status"] == "infra_error" and truncated and not terminated and reward == 0.0
 
 
+def test_prepare_image_builds_the_episode_image_without_an_episode(env, store, docker_backend):
+    from envs.swe import SWEEnv
+
+    url, records = store
+    tag = SWEEnv.prepare_image(IDS[1], {"catalogue_url": url})  # a classmethod: no env
+    assert tag and docker_backend.client.images.get(tag)
+    # The same image from the records themselves, and the one the episode starts from.
+    assert SWEEnv.prepare_image(IDS[1], {"instances": records}) == tag
+    env.reset(options={"task_id": IDS[1]})
+    assert env.unwrapped.image == tag
+
+
 def _mirror_for(repo: str) -> Path | None:
     from swe_tasks.git_source import mirror_path
 

@@ -12,12 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from sandbox import Limits
+from swe_tasks.agent_diff import build_patch, read_changes
 from swe_tasks.catalogue import Catalogue
 from swe_tasks.environment import ensure_image
 from swe_tasks.example import example_instance, example_repo
 from swe_tasks.importer import import_file
 from swe_tasks.instance import SWEInstance
-from swe_tasks.workspace import apply_patch, build_patch, inject, read_changes
+from swe_tasks.workspace import apply_patch, inject
 from tests.swe_tasks.realdata import real_records
 
 pytestmark = pytest.mark.docker
