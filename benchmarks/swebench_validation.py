@@ -4,7 +4,8 @@ For each chosen instance whose repository has a mirror here: build (or reuse) it
 environment image from the spec data (`swe_tasks/specs/`), on its version-matched
 Python layer, then validate it once (test patch alone: FAIL_TO_PASS must not pass, so
 an empty patch scores 0; gold patch: FAIL_TO_PASS + PASS_TO_PASS must pass). Results
-append to a JSONL file as they come (a rerun skips what is done), and the Markdown
+go to a JSONL file as they come (a rerun skips what is done; `--rerun` replaces the
+chosen instances' rows), and the Markdown
 report is rendered from it: per repository valid / invalid / flaky / task_error with
 every reason, image build time and disk, and the projection to all of Verified.
 
@@ -289,6 +290,8 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=Path("/tmp/swebench/results.jsonl"))
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--rerun", action="store_true",
+                    help="validate the chosen instances again, replacing their rows")
     args = ap.parse_args()
     instances = load(args.dataset)
     total_images = len({(i.repo, i.version) for i in instances})
@@ -302,7 +305,7 @@ def main() -> None:
         client = connect(timeout_s=3600)
         builder, backend = ImageBuilder(client), DockerBackend(run="swebench-validation")
         for inst in choose(instances, args.repos, args.per_repo, args.ids):
-            if inst.instance_id in done:
+            if inst.instance_id in done and not args.rerun:
                 continue
             try:
                 git_source.resolve(inst.repo)
@@ -311,8 +314,10 @@ def main() -> None:
                 continue
             row = run_one(inst, builder, backend, client, args.runs)
             done[row["id"]] = row
-            with args.results.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            # rewritten whole: a rerun's row replaces the old one, in place
+            tmp = args.results.with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+            tmp.replace(args.results)
             print(f"{row['id']}: {row['status']} ({row.get('image_s')} s image, "
                   f"{row.get('validate_s')} s validate) {row.get('reason') or ''}"[:400], flush=True)
     render(list(done.values()), total_images, args.out)
