@@ -178,11 +178,13 @@ def render(rows: list[dict], planned: int, args: argparse.Namespace) -> str:
     if failed:
         lines += ["", "Failures (one line each):"] + [f"- {r['source']}: {cause(r)}"
                                                        for r in failed]
-    retried = [r for r in ok if len(r.get("attempts", [])) > 1]
-    if retried:
-        lines += ["", "Set up after retries (what each retry changed):"] + [
-            f"- {r['source']}: " + "; ".join(a["change"] for a in r["attempts"][1:])
-            for r in retried]
+    tried = [r for r in rows if r.get("attempts")]
+    if tried:
+        lines += ["", ("What setup tried, per package (each build: the change -> what "
+                       "`pytest --collect-only` said):")] + [
+            f"- {r['source']}: " + " | ".join(f"{a['change']} -> {a['outcome']}"
+                                              for a in r["attempts"]).replace("\n", " ")
+            for r in tried]
     if ok:
         valid = sum(r.get("valid", 0) for r in ok)
         judged = sum(r.get("judged", 0) for r in ok)
