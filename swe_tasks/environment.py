@@ -49,7 +49,7 @@ from pathlib import Path
 from sandbox import ImageBuilder, ImageSpec
 from swe_tasks import git_source
 from swe_tasks.instance import SWEInstance
-from swe_tasks.network import HTTPBIN_INSTALL
+from swe_tasks.network import HTTPBIN_INSTALL, HTTPBIN_TLS
 from swe_tasks.pythons import BASE_PYTHON, ensure_python
 from swe_tasks.repo_spec import RepoSpec, spec_for
 
@@ -176,7 +176,7 @@ def install_steps(spec: RepoSpec) -> list[str]:
     if spec.runner == "pytest":
         steps.append("python -c 'import pytest' 2>/dev/null || pip install pytest")
     if spec.network == "httpbin":
-        steps.append(HTTPBIN_INSTALL)
+        steps += [HTTPBIN_INSTALL, HTTPBIN_TLS]
     if spec.install:
         steps.append(SITE_DIRS)
     return steps

@@ -18,9 +18,12 @@ The sandbox layer could offer the same as a start option (`Limits(network="black
 loopback port 80. Old requests test suites call httpbin.org directly (SWE-bench ran them
 with the internet, and lists those tests in PASS_TO_PASS and FAIL_TO_PASS); the image
 carries httpbin in its own virtualenv (`HTTPBIN_VENV`, apart from the packages under
-test, see `swe_tasks.environment`), started as root before the tests. https to it fails:
-those suites verify with the repository's own 2013 CA bundle, which no local certificate
-can join (such tests are the spec's `network_tests`).
+test, see `swe_tasks.environment`), started as root before the tests. It answers https
+too, with a certificate for httpbin.org from a CA made at image build (its key deleted
+there), which the test runs trust through `REQUESTS_CA_BUNDLE` (`TEST_ENV`; those suites
+otherwise verify with the repository's own 2013 CA file): psf__requests-2317's
+FAIL_TO_PASS test_requests_history_is_saved follows https://httpbin.org/redirect/5.
+Other hosts stay unreachable (the spec's `network_tests`).
 """
 
 from __future__ import annotations
@@ -54,18 +57,44 @@ HTTPBIN_VENV = "/opt/envfarm/httpbin"
 HTTPBIN_INSTALL = (f"python3 -m venv {HTTPBIN_VENV} && {HTTPBIN_VENV}/bin/pip install -q "
                    "'httpbin==0.10.2' 'flask<3.1' 'werkzeug<3.1'")
 """The image step that gives `httpbin` networks their server (its own venv)."""
+HTTPBIN_CA = f"{HTTPBIN_VENV}/ca.pem"
+HTTPBIN_TLS = (
+    f"cd {HTTPBIN_VENV} && openssl req -x509 -newkey rsa:2048 -nodes -days 36500 "
+    "-subj /CN=envfarm-httpbin-ca -keyout ca.key -out ca.pem 2>/dev/null && "
+    "openssl req -newkey rsa:2048 -nodes -subj /CN=httpbin.org -keyout key.pem -out req.csr "
+    "2>/dev/null && printf 'subjectAltName=DNS:httpbin.org\\n' > ext.cnf && "
+    "openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 36500 "
+    "-extfile ext.cnf -out cert.pem 2>/dev/null && rm -f ca.key ca.srl req.csr ext.cnf && "
+    "chmod 644 ca.pem cert.pem && chmod 600 key.pem")
+"""The image step that gives the local httpbin a certificate for httpbin.org, from a CA
+made for it whose key is deleted at once (nothing else can be signed with it)."""
+TEST_ENV: dict[str, dict[str, str]] = {"httpbin": {"REQUESTS_CA_BUNDLE": HTTPBIN_CA}}
+"""Environment of the test runs per network: requests of that age verify https with
+their own 2013 CA file unless `REQUESTS_CA_BUNDLE` names another."""
+_SERVE = (f"(cd / && nohup {HTTPBIN_VENV}/bin/python -c 'from httpbin import app; "
+          "app.run(host=\"127.0.0.1\", port={port}, threaded=True{tls})' "
+          "> /tmp/envfarm-httpbin-{port}.log 2>&1 < /dev/null &) ; ")
+_WAIT = ("for i in $(seq 100); do python3 -c 'import socket; socket.create_connection("
+         "(\"127.0.0.1\", {port}), 1)' 2>/dev/null && break; sleep 0.1; done; "
+         "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 1)' "
+         "2>/dev/null || {{ tail -5 /tmp/envfarm-httpbin-{port}.log; exit 1; }}; ")
+_TLS = f', ssl_context=(\"{HTTPBIN_VENV}/cert.pem\", \"{HTTPBIN_VENV}/key.pem\")'
 _HTTPBIN_START = (
     "grep -q ' httpbin.org$' /etc/hosts || echo '127.0.0.1 httpbin.org' >> /etc/hosts; "
-    f"(cd / && nohup {HTTPBIN_VENV}/bin/python -m httpbin.core --host 127.0.0.1 --port 80 "
-    "> /tmp/envfarm-httpbin.log 2>&1 < /dev/null &) ; "
-    "for i in $(seq 100); do python3 -c 'import socket; socket.create_connection("
-    "(\"127.0.0.1\", 80), 1)' 2>/dev/null && exit 0; sleep 0.1; done; "
-    "tail -5 /tmp/envfarm-httpbin.log; exit 1")
+    + _SERVE.format(port=80, tls="") + _WAIT.format(port=80)
+    + f"if [ -f {HTTPBIN_VENV}/cert.pem ]; then "
+    + _SERVE.format(port=443, tls=_TLS) + _WAIT.format(port=443) + "fi; exit 0")
 
 
 def start_httpbin(sandbox: Sandbox) -> bool:
-    """Start the image's httpbin on 127.0.0.1:80 as httpbin.org. True once it answers."""
+    """Start the image's httpbin on 127.0.0.1 as httpbin.org: port 80, and 443 with its
+    certificate where the image has one (`HTTPBIN_TLS`). True once they answer."""
     return sandbox.exec(f"bash -c {shlex.quote(_HTTPBIN_START)}", timeout_s=60).ok
+
+
+def runner_env(network: str) -> dict[str, str]:
+    """Variables the test runs of a `network` get (`TEST_ENV`)."""
+    return dict(TEST_ENV.get(network, {}))
 
 
 def prepare(sandbox: Sandbox, network: str) -> bool:

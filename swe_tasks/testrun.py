@@ -61,6 +61,7 @@ from swe_tasks.eval_script import Frame, LogEval, log_eval_for
 from swe_tasks.grading import MAX_REPORT_BYTES, GradeReport, grade, grade_log
 from swe_tasks.instance import SWEInstance
 from swe_tasks.log_parsers import parse_log, runner_finished
+from swe_tasks.network import runner_env
 from swe_tasks.repo_spec import RepoSpec
 from swe_tasks.workspace import TESTBED, PatchResult, apply_patch
 
@@ -190,7 +191,8 @@ def _run(sandbox: Sandbox, spec: RepoSpec, targets_list: list[str], f2p: list[st
     targets_list = kept or [f for f in test_files or [] if f.endswith(".py")] or targets_list
     tag = uuid.uuid4().hex
     work, pipe = f"/tmp/envfarm-run-{tag}", f"/tmp/envfarm-pipe-{tag}"
-    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in spec.env.items())
+    env = {**spec.env, **runner_env(spec.network)}
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
     script = _RUNNER.format(d=work, p=pipe, uid=TESTS_UID, cap=MAX_REPORT_BYTES + 1,
                             test_files=" ".join(shlex.quote(f) for f in test_files or []),
                             exports=exports, limit=int(limit) + 1, command=spec.test_command,
@@ -274,7 +276,8 @@ def _run_eval_script(sandbox: Sandbox, log_eval: LogEval, spec: RepoSpec, f2p: l
     sandbox.write_file(f"{work}/key", frame.key, mode=0o600)
     sandbox.write_file(f"{work}/run.sh", frame.wrap(log_eval.script, f"{work}/key",
                                                     f"{work}/log", workdir=TESTBED,
-                                                    env=spec.env))
+                                                    env={**spec.env,
+                                                         **runner_env(spec.network)}))
     budget = limit + EVAL_SCRIPT_SETUP_S
     res = sandbox.exec(f"bash {work}/run.sh < /dev/null 2>&1", timeout_s=budget)
     if frame.key_unread(res.exit_code, res.output):

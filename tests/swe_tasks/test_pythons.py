@@ -106,16 +106,24 @@ def test_an_image_that_does_not_build_is_a_task_error_with_its_log(real_instance
 
 @pytest.mark.slow
 def test_httpbin_network_answers_for_httpbin_org_and_nothing_else(docker_backend, base_image):
-    """Old requests suites call http://httpbin.org (SWE-bench ran them online)."""
+    """Old requests suites call http://httpbin.org and https://httpbin.org (SWE-bench ran
+    them online); https verifies against the image's own CA, named to the test runs."""
     from sandbox import ImageBuilder, ImageSpec
 
     tag = ImageBuilder().ensure(ImageSpec(name="test-httpbin", base=base_image,
-                                          steps=[network.HTTPBIN_INSTALL]))
-    probe = ("python3 - <<'EOF'\nimport json, socket, urllib.request\n"
+                                          steps=[network.HTTPBIN_INSTALL, network.HTTPBIN_TLS]))
+    ca = network.runner_env("httpbin")["REQUESTS_CA_BUNDLE"]
+    probe = ("python3 - <<'EOF'\nimport json, socket, ssl, urllib.request\n"
              "print(json.load(urllib.request.urlopen('http://httpbin.org/get?a=1'))['args'])\n"
+             f"ctx = ssl.create_default_context(cafile='{ca}')\n"
+             "print(json.load(urllib.request.urlopen('https://httpbin.org/get?b=2', "
+             "context=ctx))['args'])\n"
+             "try:\n    urllib.request.urlopen('https://httpbin.org/get')\n"
+             "except OSError as e:\n    print('untrusted', type(e).__name__)\n"
              "try:\n    socket.getaddrinfo('example.org', 80)\n"
              "except OSError as e:\n    print('dns', type(e).__name__)\nEOF")
     with docker_backend.start(tag, Limits(network=False, timeout_s=60)) as sb:
         assert network.prepare(sb, "httpbin")
         out = sb.exec(probe).output
+    assert "{'b': '2'}" in out and "untrusted URLError" in out, out
     assert "{'a': '1'}" in out and "dns gaierror" in out
