@@ -105,6 +105,22 @@ class MeteredRunner(RolloutRunner):
         self.inflight_samples.append((time.monotonic(), self.inflight_now))
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds of this process's OS threads, summed by thread name (Python threads
+    share the process's name; Ray's own threads carry theirs)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 class RssSampler:
     """The driver's resident set, sampled every 0.2 s in a thread."""
 
@@ -150,6 +166,7 @@ def run_level(cluster: LocalRayCluster, store: MeteredStore, level: Level, *, no
                         think_scale=think_scale, seed=len(level.label))
     runner = runner_cls(config, store, show_progress=False)
     side = threading.Thread(target=during, args=(runner,), daemon=True) if during else None
+    threads0 = thread_cpu_s()
     cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     store.writes = store.commits = 0
     store.write_cpu_s = store.write_wall_s = 0.0
@@ -161,6 +178,12 @@ def run_level(cluster: LocalRayCluster, store: MeteredStore, level: Level, *, no
         if side:
             side.join()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    threads1 = thread_cpu_s()
+    level.extra["threads_ms"] = {
+        name: 1000 * (t - threads0.get(name, 0.0)) / max(1, summary.stored)
+        for name, t in threads1.items() if t - threads0.get(name, 0.0) > 0.005}
+    level.extra["pumps_ms"] = 1000 * sum(getattr(runner.executor, "pump_cpu_s", [])) / max(
+        1, summary.stored)
     level.elapsed_s = time.monotonic() - wall0
     level.driver_cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     level.store_cpu_s, level.store_wall_s = store.write_cpu_s, store.write_wall_s

@@ -93,6 +93,13 @@ def render(args: Any, profile_path: Path, started: str, load0: tuple, load1: tup
            "| driver RSS MiB (start → peak) |"),
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     out += [level_row(lv) for lv in levels]
+    out += ["", ("Where the driver's CPU goes, ms per episode: pump threads (the executor's "
+                 "exchange loops, Python) and the process's OS threads by name (dead threads "
+                 "drop out; Python threads carry the process's name):")]
+    out += [(f"- {lv.target} running, {lv.store}: pumps {lv.extra.get('pumps_ms', 0):.2f}; "
+             + ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(
+                 lv.extra.get("threads_ms", {}).items(), key=lambda kv: -kv[1])[:8]))
+            for lv in levels]
     sq = sorted((lv for lv in levels if lv.store == "SQLite"), key=lambda lv: lv.target)
     if len(sq) >= 2:
         lo, hi = sq[0], sq[-1]

@@ -157,6 +157,8 @@ class RayExecutor:
         """Actors given no new episode until an exchange with them answers."""
         self.exchanges = 0
         """Actor calls made (the benchmark's calls-per-episode figure)."""
+        self.pump_cpu_s = [0.0] * workers
+        """CPU time of each pump thread (the benchmark's breakdown)."""
         self._lock = threading.Condition()
         self._keys = itertools.count()
         self._outbox: list[list[tuple[int, EpisodeJob, cf.Future]]] = [[] for _ in range(workers)]
@@ -221,7 +223,14 @@ class RayExecutor:
 
     # -- the pump: one thread per actor ----------------------------------------------------
     def _pump(self, index: int) -> None:
+        try:
+            self._pump_loop(index)
+        finally:
+            self.pump_cpu_s[index] = time.thread_time()
+
+    def _pump_loop(self, index: int) -> None:
         while True:
+            self.pump_cpu_s[index] = time.thread_time()
             with self._lock:
                 while not (self._closed or self._outbox[index] or self._held[index]
                            or self._prepare[index] or index in self.probing):
@@ -290,12 +299,10 @@ class RayExecutor:
             if not future.done():
                 future.set_exception(error)
 
-    def prepared(self) -> dict[str, Any]:
-        """Every actor's image-builder results (key -> (tag, seconds, error))."""
-        out: dict[str, Any] = {}
-        for result in self._ray.get([a.prepared.remote() for a in self._actors], timeout=60):
-            out.update(result)
-        return out
+    def prepared(self) -> list[dict[str, Any]]:
+        """Each actor's image-builder results (key -> (tag, seconds, error)), in the order
+        of `actors`."""
+        return self._ray.get([a.prepared.remote() for a in self._actors], timeout=60)
 
     def close(self, abort: bool = False) -> None:
         """Kill the actors (their running episodes end with them; `abort` is the same

@@ -36,6 +36,10 @@ class RolloutConfig(BaseModel):
     ray_address: str | None = Field(None, description="Ray cluster address; None: local Ray.")
     ray_node_resource: str | None = Field(
         None, description="Custom Ray resource that marks sandbox worker nodes (cluster).")
+    batch_wait_s: float = Field(
+        0.25, ge=0, description="Ray: how long an actor holds a finished episode for more "
+        "to join it in one reply (fewer driver calls per episode; slots refill that much "
+        "later).")
     max_turns: int | None = Field(None, ge=1, description="Override of the env's turn limit.")
     max_attempts: int = Field(5, ge=1, description="Attempts per episode on infrastructure errors.")
     retry_backoff_s: float = Field(

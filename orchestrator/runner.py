@@ -8,7 +8,11 @@ dispatch), and dispatch pauses while more than a slot's worth of records wait to
 written; a killed driver loses at most the episodes running and those waiting to be
 written, and `resume` runs exactly what is missing. The loop learns which episodes
 finished from a queue their futures fill, so its cost per episode does not grow with
-the number in flight (benchmarks/results/scale.md).
+the number in flight; on Ray, episodes travel to and from each actor in batches
+(orchestrator/ray_executor.py), and the writer commits in batches
+(benchmarks/results/scale.md). With `prebuild_ahead`, the workers are told every second
+which images the queue needs next and build them while episodes run
+(orchestrator/prebuild.py).
 
 Failures, by who must act:
 - before the run is created, `orchestrator.preflight` checks the env, its arguments, the
@@ -311,7 +315,8 @@ class RolloutRunner:
         return RayExecutor(address=self.config.ray_address, workers=self.config.workers,
                            per_worker=self.config.concurrency,
                            node_resource=self.config.ray_node_resource,
-                           prebuild_ahead=self.config.prebuild_ahead)
+                           prebuild_ahead=self.config.prebuild_ahead,
+                           batch_wait_s=self.config.batch_wait_s)
 
     def _backend_data(self) -> dict[str, Any] | None:
         return self.config.backend.model_dump(mode="json") if self.config.backend else None
