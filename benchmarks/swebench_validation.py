@@ -49,41 +49,44 @@ NOTES: dict[str, str] = {
         "Python 2 unicode fix; on Python 3 these httpbin tests pass either way; SWE-bench's "
         "before-run failed them for network reasons). An empty patch would score 1: "
         "rightly refused."),
-    "psf__requests-1766": (
-        "5 of its 6 FAIL_TO_PASS tests pass without the fix (mislabelled by a network-flaky "
-        "before-run); the sixth fails before and passes after, so an empty patch scores 0. "
-        "With the gold patch only test_mixed_case_scheme_acceptable fails (https to "
-        "httpbin.org). Valid once validation asks only that not every FAIL_TO_PASS passes "
-        "early and the runner passes network_tests (helpers/requests/swe.md #4, #3)."),
-    "psf__requests-1921": (
-        "as psf__requests-1766: 5 of 6 FAIL_TO_PASS pass without the fix; with the gold "
-        "patch only the https tests fail (helpers/requests/swe.md #4, #3)."),
-    "psf__requests-2317": (
-        "as psf__requests-1766 (swe.md #4); with the gold patch, besides tests that need "
-        "the internet (swe.md #3), test_BASICAUTH_TUPLE_HTTP_200_OK_GET fails in the full "
-        "run ('connection refused' from the local httpbin) and passes alone: not explained "
-        "yet."),
+}
+"""Why an instance stays invalid."""
+
+FIXED: dict[str, str] = {
+    # Instances the previous run found invalid: the cause, found by running their tests by
+    # hand in the instance image, and the fix (at the cause, never in the defences).
     "pylint-dev__pylint-4661": (
         "the gold patch adds a dependency (appdirs, in setup.cfg) and imports it; the "
-        "harness re-runs the install after applying a patch, online; here tests run "
-        "offline, so pytest's conftest import fails (exit 4). Fix to make: the instance "
-        "layer also installs what the gold patch's install files add."),
-    "sphinx-doc__sphinx-8120": (
-        "with the gold patch one PASS_TO_PASS test of tests/test_intl.py fails "
-        "(test_text_docfields); the cause is not found yet (found at the end of this run)."),
+        "harness re-installs after applying a patch, online; offline, pytest's conftest "
+        "import failed (exit 4). Now the instance layer also installs what the fix's "
+        "install-file hunks add (pip's dry-run resolution of the patched tree, at image "
+        "build; only those hunks enter the build, deleted in the step that reads them): an "
+        "agent that writes the same fix can import it; an empty patch still scores 0."),
     "pylint-dev__pylint-6528": (
-        "found at the end of the run, not investigated: test_self's subprocess tests "
-        "(test_do_not_import_files_from_local_directory*) fail and three unittest_lint "
-        "tests are skipped with the gold patch."),
-    "pylint-dev__pylint-7080": (
-        "found at the end of the run, not investigated: the same test_self subprocess "
-        "tests fail as in pylint-dev__pylint-6528 (one cause, likely of the environment)."),
-    "pytest-dev__pytest-7521": (
-        "PASS_TO_PASS lists `test_capsysbinary.py::test_hello`, a file only an inner pytest "
-        "run has (SWE-bench read it from printed output); the runner passes it to pytest, "
-        "which exits 4. grading.grade leaves such ids out given `absent_files`; the runner "
-        "passing them is helpers/requests/swe.md #1 and #3."),
+        "two causes of the environment: (1) `pip install -e .` of a setup.py project on "
+        "Debian's Python wrote its egg-link to /usr/lib/python3.9/site-packages, not on "
+        "sys.path, so test_self's subprocesses (run from tmp folders) found no pylint; every "
+        "environment image now makes that folder a site folder (last step, SITE_DIRS). "
+        "(2) its three needs_two_cores PASS_TO_PASS tests skipped: pylint reads the cgroup "
+        "CPU quota (1 CPU here); the spec's `cpus: 2` is now given to the test sandboxes."),
+    "pylint-dev__pylint-7080": "as pylint-dev__pylint-6528 (1): pylint not importable "
+                               "outside /testbed.",
+    "sphinx-doc__sphinx-8120": (
+        "test order: the runner passed the FAIL_TO_PASS + PASS_TO_PASS ids to pytest, which "
+        "runs them in the order given; test_intl's tests share built apps "
+        "(shared_result) and test_text_docfields fails after test_customize_system_message "
+        "(reproduced by hand). The runner now runs the files the ids name whole, in the "
+        "test patch's order, as the harness does, and grades the listed ids."),
+    "psf__requests-2317": (
+        "(1) test_BASICAUTH_TUPLE_HTTP_200_OK_GET: test order, as sphinx-8120: "
+        "test_basicauth_with_netrc (run before it in id order, after it in file order) "
+        "replaces requests.sessions.get_netrc_auth and never restores it, so the request "
+        "meant to get 401 gets 200 (reproduced by hand). (2) its FAIL_TO_PASS "
+        "test_requests_history_is_saved follows https://httpbin.org/redirect/5 ('connection "
+        "refused' on port 443): the local httpbin now answers https with a certificate from "
+        "a CA made at image build, trusted through REQUESTS_CA_BUNDLE in the test runs."),
 }
+"""Instances found invalid before and fixed since: the cause and the fix."""
 
 
 def load(dataset: Path) -> list[SWEInstance]:
@@ -191,15 +194,20 @@ def render(rows: list[dict], total_images: int, out: Path) -> None:
               "- No internet in test sandboxes: routes are black-holed (connects time out) and "
               "names do not resolve; for requests <= 2.7, whose suites call "
               "http://httpbin.org, a local httpbin answers for it (`network: httpbin`). "
-              "PASS_TO_PASS tests a spec names as needing the internet (https to httpbin.org, "
-              "other hosts) can be left out by `grading.grade(network_tests=...)`; the test "
-              "runner does not pass them yet (swe_tasks/testrun.py, another helper's), so "
-              "here they still count.",
+              "It answers https too (a certificate from a CA made at image build, trusted "
+              "through REQUESTS_CA_BUNDLE). PASS_TO_PASS tests a spec names as needing the "
+              "internet (other hosts, such as a redirect to www.google.co.uk) are left out "
+              "of grading and reported (`network_tests`, passed by the test runner); a "
+              "FAIL_TO_PASS test is always graded.",
+              "- Tests run as the harness runs them: the files the listed ids name run whole, "
+              "in the test patch's order (by node id, pytest ran them in list order and "
+              "order-dependent suites failed); the CPUs the harness spec gives (`cpus`); a "
+              "dependency the fix's install files add is installed in the instance layer "
+              "(the harness re-installs after the patch, online).",
               "- Graded from pytest's JUnit report, not from console lines: listed ids that "
-              "name no test (the printed `[100%]`, an inner run's file) are left out and "
-              "reported (the printed `[100%]` now; an inner run's file once the runner passes "
-              "`absent_files`); ids SWE-bench's parser rewrote (absolute-path parameters) are "
-              "matched the same way.",
+              "name no test (the printed `[100%]`, a file only an inner pytest run has) are "
+              "left out and reported; ids SWE-bench's parser rewrote (absolute-path "
+              "parameters) are matched the same way.",
               "- Validation is stricter than the harness: every FAIL_TO_PASS test must fail "
               "with the test patch alone (swe_tasks/validation.py); the harness never checks "
               "this, so mislabelled FAIL_TO_PASS tests make an instance invalid here.",
@@ -215,6 +223,23 @@ def render(rows: list[dict], total_images: int, out: Path) -> None:
             note = NOTES.get(r["id"], "").replace("|", "\\|")
             lines.append(f"| {r['id']} | {r['version']} | {r['python']} | {r['status']} | "
                          f"{reason} | {note} |")
+    fixed = [r for r in rows if r["status"] == "valid" and r["id"] in FIXED]
+    if fixed:
+        lines += ["", "## Found invalid before, valid now: cause and fix", "",
+                  "| instance | version | cause and fix |", "|---|---|---|"]
+        for r in fixed:
+            lines.append(f"| {r['id']} | {r['version']} | {FIXED[r['id']]} |")
+    lines += ["", "## Not tried, and why", "",
+              "- pydata/xarray (22 Verified instances): its specs ask for Python 3.10, which "
+              "no Debian release ships (bullseye 3.9, bookworm 3.11, trixie 3.13) and uv "
+              "cannot download here (no route to python-build-standalone): each is a "
+              "task_error naming that (`swe_tasks.pythons.PythonUnavailable`), never a "
+              "fallback; with `UV_PYTHON_INSTALL_MIRROR` or a networked build they run.",
+              "- django/django (231 Verified instances): its repository snapshot (637 MB) is "
+              "over what can be mirrored here (500 MB); its runner (`tests/runtests.py`, "
+              "graded from its log by the `django` parser) is wired only for records that "
+              "carry their own test command (SWE-rebench `install_config`, v5 "
+              "`eval_script`), not yet from the spec tables."]
     tails = [r for r in bad if r.get("log_tail")]
     if tails:
         lines += ["", "## Build log tails (task_error)", ""]
