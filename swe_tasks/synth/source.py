@@ -222,17 +222,24 @@ def _unpack(archive: Path, dest: Path) -> None:
 
 
 def source_files(src: SourceRepo) -> dict[str, str]:
-    """path -> text of the library's own Python files at the clean commit: tests, files at
-    the repository root (setup.py, versioneer.py) and docs/examples/... left out."""
+    """path -> text of the library's own Python files at the clean commit: tests, the
+    repository root's other files (setup.py, versioneer.py, benchmark.py) and
+    docs/examples/... left out; a root module named as the package (parse.py, six.py) is
+    the library and is kept."""
     names = _git(src.git_dir, "ls-tree", "-r", "--name-only", src.commit).splitlines()
     out: dict[str, str] = {}
     for path in names:
         parts = PurePosixPath(path).parts
-        if (not path.endswith(".py") or len(parts) < 2 or is_test_path(path)
+        if (not path.endswith(".py") or is_test_path(path)
+                or (len(parts) == 1 and _norm(parts[0][:-3]) != _norm(src.name))
                 or NOT_SOURCE_DIRS & set(parts[:-1]) or parts[-1] == "conftest.py"):
             continue
         out[path] = _git(src.git_dir, "show", f"{src.commit}:{path}")
     return out
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def all_files(src: SourceRepo) -> set[str]:

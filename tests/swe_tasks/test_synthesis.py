@@ -274,6 +274,13 @@ def test_discovery_on_real_sdists():
     assert not bare.has_tests
 
 
+def test_a_root_module_named_as_the_package_is_its_source():
+    from swe_tasks.synth.source import source_files
+
+    assert set(source_files(_prepared("parse==1.20.1"))) == {"parse.py"}  # not setup.py
+    assert not [p for p in source_files(_prepared("toolz==0.12.1")) if "/" not in p]
+
+
 def test_next_step_reads_what_collection_names():
     found = Discovery(own_modules={"pkg"}, test_files=["tests/test_a.py", "tests/test_b.py"])
     plan = Plan(["hypothesis"])
