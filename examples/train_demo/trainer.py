@@ -284,8 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                     # actor does; vLLM's stored logprobs are compared with it (mismatch).
                     olds[c0] = logp.detach()
                     parts.append(mismatch(olds[c0], b))
+                # The micro-batch pads to its own longest response, the batch to its.
+                micro_adv = adv[idx][:, : b.mask.shape[1]]
                 loss, metrics = core_algos.compute_policy_loss_vanilla(
-                    olds[c0], logp, adv[idx], b.mask, "token-mean", cfg
+                    olds[c0], logp, micro_adv, b.mask, "token-mean", cfg
                 )
                 weight = float(b.mask.sum()) / max(total, 1.0)  # token-mean over the batch
                 (loss * weight).backward()
