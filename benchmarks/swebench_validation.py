@@ -89,6 +89,11 @@ FIXED: dict[str, str] = {
 """Instances found invalid before and fixed since: the cause and the fix."""
 
 
+RUNNER = "files-whole"
+"""Rows carry the runner they ran on (`runner`); rows of an earlier runner (ids run by
+node id in list order, no spec CPUs, no site folders) are named in the report."""
+
+
 def load(dataset: Path) -> list[SWEInstance]:
     return [SWEInstance.model_validate(json.loads(line)) for line in dataset.open() if line.strip()]
 
@@ -123,7 +128,8 @@ def run_one(inst: SWEInstance, builder: ImageBuilder, backend: DockerBackend,
             client: docker.DockerClient, runs: int) -> dict:
     spec = spec_for(inst)
     row: dict = {"id": inst.instance_id, "repo": inst.repo, "version": inst.version,
-                 "python": spec.python, "spec": (inst.repo, inst.version) in SPECS}
+                 "python": spec.python, "spec": (inst.repo, inst.version) in SPECS,
+                 "runner": RUNNER}
     t0 = time.perf_counter()
     python_tag = None
     if uses_python_layer(spec):
@@ -245,6 +251,11 @@ def render(rows: list[dict], total_images: int, out: Path) -> None:
         lines += ["", "## Build log tails (task_error)", ""]
         for r in tails:
             lines += [f"{r['id']}:", "```", r["log_tail"][-1500:], "```"]
+    stale = [r["id"] for r in rows if r.get("runner") != RUNNER]
+    if stale:
+        lines += ["", f"Not rerun on the current runner ({len(stale)}; their rows are from the "
+                  "previous run, whose runner ran ids by node id in list order, on images "
+                  f"without the site-folder step): {', '.join(stale)}."]
     lines += _images(rows, total_images)
     lines += ["", f"gold-valid: {c['valid']} of {len(rows)} instances"]
     out.write_text("\n".join(lines) + "\n")
