@@ -6,7 +6,10 @@ episode at 1,000 running (benchmarks/results/scale.md). Here each actor has one
 *exchange* call in flight at a time: it carries every episode chosen for that actor
 since the last one, and comes back with every episode that finished meanwhile (it
 returns `batch_wait_s` after its first finished episode, or after `poll_s` with
-nothing). One pump thread per actor runs that loop; the runner still gets one
+nothing: an idle poll is a call per `poll_s` per actor, a fixed cost per second that
+weighs per episode at low rates, so it is long; an episode chosen for an actor waits for
+that actor's reply at most that long, and in practice rides along at once, since a slot
+is refilled right after the reply that freed it). One pump thread per actor runs that loop; the runner still gets one
 `concurrent.futures.Future` per episode, resolved when its record arrives, and learns
 of it from its completion queue.
 
@@ -131,7 +134,7 @@ class RayExecutor:
 
     def __init__(self, *, address: str | None, workers: int, per_worker: int,
                  node_resource: str | None = None, batch_wait_s: float = 0.1,
-                 poll_s: float = 0.5, prebuild_ahead: int = 0) -> None:
+                 poll_s: float = 2.0, prebuild_ahead: int = 0) -> None:
         import ray
 
         self._ray = ray
