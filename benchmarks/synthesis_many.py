@@ -58,7 +58,7 @@ def run_one(source: str, out_dir: Path, max_candidates: int, workers: int) -> di
 
     out = out_dir / f"{source.replace('==', '-')}.jsonl"
     t = time.monotonic()
-    row: dict = {"source": source, "env_ok": False}
+    row: dict = {"source": source, "env_ok": False, "max_candidates": max_candidates}
     try:
         src = prepare(source)
         row["sites"] = _sites(source_files(src))
@@ -147,9 +147,11 @@ def projection(rows: list[dict], workers: int) -> list[str]:
 
 def render(rows: list[dict], planned: int, args: argparse.Namespace) -> str:
     ok = [r for r in rows if r["env_ok"]]
+    caps = sorted({r.get("max_candidates", args.max_candidates) for r in rows}, reverse=True)
+    cap = " or ".join(map(str, caps or [args.max_candidates]))
     lines = ["# Synthesis over many packages", "",
              (f"`benchmarks/synthesis_many.py` over `{args.sources.relative_to(ROOT)}` "
-              f"({planned} sources), at most {args.max_candidates} candidates per package, "
+              f"({planned} sources), at most {cap} candidates per package, "
               f"{args.workers} workers; updated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
               f" (2 shared cores, load {os.getloadavg()[0]:.1f}). Environment setup by "
               "`swe_tasks.synth.env_setup`: test requirements and collection discovered, "
