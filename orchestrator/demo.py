@@ -25,12 +25,23 @@ _TERMINAL_EXAMPLE = Path(__file__).resolve().parents[1] / "envs" / "terminal" / 
 
 EXAMPLES: dict[str, list[str]] = {
     "echo": ["echo-hello", "echo-farm"],
-    "terminal": [str(_TERMINAL_EXAMPLE / "hello-file")],
+    "terminal": ["harbor/hello-file"],
     "general": ["search-1-1-d2-o0", "apps-shop-1"],
     "webdev": ["counter", "todo-list"],
     "swe": ["envfarm__wordstats-1"],
 }
 """Bundled example tasks per env: they need no catalogue and no network."""
+
+
+
+def catalogue_examples(store_url: str) -> None:
+    """Put the bundled terminal example into the demo store's catalogue (a task id is
+    never a folder path: catalogue.ids), as `envfarm tasks import-dir` would."""
+    from catalogue import Catalogue
+    from envs.task_kinds import terminal_folder
+
+    with Catalogue(store_url) as cat:
+        cat.upsert([terminal_folder(_TERMINAL_EXAMPLE / "hello-file")])
 
 ALL_STATUSES = ("ok", "agent_timeout", "max_turns", "context_exceeded")
 
@@ -77,6 +88,7 @@ def run_demo(out: Path, *, envs: list[str] | None = None, n: int = 2, executor: 
     real: list[demo_model.ModelRow] = []
     missing: str | None = None
     started = time.monotonic()
+    catalogue_examples(store.url)
     try:
         for env, tasks in EXAMPLES.items():
             if envs and env not in envs:

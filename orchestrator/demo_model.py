@@ -33,11 +33,10 @@ from orchestrator.store import Store
 from policies.presets import SAMPLING, preset
 
 MODEL = "smollm2"
-_TERMINAL_EXAMPLE = Path(__file__).resolve().parents[1] / "envs" / "terminal" / "example"
 
 TASKS: dict[str, list[str]] = {
     "echo": ["echo-lemon", "echo-falcon"],
-    "terminal": [str(_TERMINAL_EXAMPLE / "hello-file")],
+    "terminal": ["harbor/hello-file"],
     "general": ["search-1-1-d1-o0", "search-5-1-d1-o0"],
 }
 """Tasks the model has a chance at: one shell command, or a one-hop search answered

@@ -147,7 +147,9 @@ def test_synthesis_rewrites_round_trip_through_the_real_model(smollm2_server, tm
     from tests.swe_tasks.test_synthesis import SRC, _apply
 
     class Recording(ChatModel):
-        answers: list[str] = []
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.answers: list[str] = []
 
         def _ask(self, prompt: str) -> str:
             self.answers.append(super()._ask(prompt))
