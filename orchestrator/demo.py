@@ -34,14 +34,22 @@ EXAMPLES: dict[str, list[str]] = {
 
 
 
-def catalogue_examples(store_url: str) -> None:
-    """Put the bundled terminal example into the demo store's catalogue (a task id is
-    never a folder path: catalogue.ids), as `envfarm tasks import-dir` would."""
+def catalogue_examples(store_url: str, envs: list[str] | None = None) -> None:
+    """Put the bundled terminal and SWE examples into the demo store's catalogue, where a
+    rollout's preflight looks for tasks of catalogued kinds (a task id is never a folder
+    path: catalogue.ids), as `envfarm tasks import-dir` / `tasks import` would."""
     from catalogue import Catalogue
     from envs.task_kinds import terminal_folder
+    from swe_tasks.example import example_instance
 
-    with Catalogue(store_url) as cat:
-        cat.upsert([terminal_folder(_TERMINAL_EXAMPLE / "hello-file")])
+    records = []
+    if not envs or "terminal" in envs:
+        records.append(terminal_folder(_TERMINAL_EXAMPLE / "hello-file"))
+    if not envs or "swe" in envs:
+        records.append(example_instance().to_task("swe_tasks.example"))
+    if records:
+        with Catalogue(store_url) as cat:
+            cat.upsert(records)
 
 ALL_STATUSES = ("ok", "agent_timeout", "max_turns", "context_exceeded")
 
@@ -88,7 +96,7 @@ def run_demo(out: Path, *, envs: list[str] | None = None, n: int = 2, executor: 
     real: list[demo_model.ModelRow] = []
     missing: str | None = None
     started = time.monotonic()
-    catalogue_examples(store.url)
+    catalogue_examples(store.url, envs)
     try:
         for env, tasks in EXAMPLES.items():
             if envs and env not in envs:
