@@ -88,6 +88,37 @@ def run_one(source: str, out_dir: Path, max_candidates: int, workers: int) -> di
     return row
 
 
+def prefetch_one(source: str, out_dir: Path) -> dict:
+    """Environment setup only (image + collection, no baseline): run ahead of the full run
+    from the end of the list, so the full run finds the setup done; a setup that fails
+    is that package's final row (the full run would fail the same way)."""
+    from sandbox.errors import TaskError
+    from swe_tasks.synth.env_setup import SetupFailed, set_up
+    from swe_tasks.synth.source import prepare
+
+    t = time.monotonic()
+    row: dict = {"source": source, "env_ok": False, "prefetch": True}
+    try:
+        setup = set_up(prepare(source), out_dir / f"{source.replace('==', '-')}.jsonl")
+    except SetupFailed as exc:
+        row.update(stage=exc.stage, error=str(exc)[:300], attempts=[vars(a) for a in exc.attempts])
+    except TaskError as exc:
+        row.update(stage="source", error=f"{type(exc).__name__}: {exc}"[:300])
+    else:
+        row.update(stage="collects", collected=setup.collected,
+                   attempts=[vars(a) for a in setup.attempts])
+    row["wall_s"] = round(time.monotonic() - t, 1)
+    return row
+
+
+def merged(rows: list[dict], prefetched: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(final rows, packages whose setup collects but the full run did not reach)."""
+    full = {r["source"] for r in rows}
+    extra = [r for r in prefetched if r["source"] not in full]
+    return rows + [r for r in extra if r["stage"] != "collects"], [
+        r for r in extra if r["stage"] == "collects"]
+
+
 def cause(row: dict) -> str:
     """One line: why a package's environment did not work."""
     tried = [a["change"] for a in row.get("attempts", [])]
@@ -145,8 +176,10 @@ def projection(rows: list[dict], workers: int) -> list[str]:
     ]
 
 
-def render(rows: list[dict], planned: int, args: argparse.Namespace) -> str:
+def render(rows: list[dict], planned: int, args: argparse.Namespace,
+           collects: list[dict] | None = None) -> str:
     ok = [r for r in rows if r["env_ok"]]
+    collects = collects or []
     caps = sorted({r.get("max_candidates", args.max_candidates) for r in rows}, reverse=True)
     cap = " or ".join(map(str, caps or [args.max_candidates]))
     lines = ["# Synthesis over many packages", "",
@@ -160,6 +193,11 @@ def render(rows: list[dict], planned: int, args: argparse.Namespace) -> str:
     if len(rows) < planned:
         lines += [(f"Partial: {len(rows)} of the {planned} listed packages were tried before "
                    "the session's deadline; the run resumes where it stopped."), ""]
+    if collects:
+        lines += [(f"Set up ahead of the full run (image built, tests collect; the two "
+                   f"baseline runs not yet made, so not counted above): {len(collects)} more: "
+                   + ", ".join(f"{r['source']} ({r['collected']} tests, "
+                               f"{len(r['attempts'])} builds)" for r in collects) + "."), ""]
     lines += [("| package | built + green | stage failed | setup attempts | tests passing | "
                "candidates | judged | valid | duplicates | image MB (own) | minutes |"),
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -180,7 +218,7 @@ def render(rows: list[dict], planned: int, args: argparse.Namespace) -> str:
     if failed:
         lines += ["", "Failures (one line each):"] + [f"- {r['source']}: {cause(r)}"
                                                        for r in failed]
-    tried = [r for r in rows if r.get("attempts")]
+    tried = [r for r in rows + collects if r.get("attempts")]
     if tried:
         lines += ["", ("What setup tried, per package (each build: the change -> what "
                        "`pytest --collect-only` said):")] + [
@@ -205,6 +243,10 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS / "synthesis_many.jsonl")
     ap.add_argument("--report", type=Path, default=RESULTS / "synthesis_many.md")
     ap.add_argument("--render-only", action="store_true", help="Rewrite the report only.")
+    ap.add_argument("--prefetch-setup", action="store_true",
+                    help="Only set up environments, from the end of the list (run beside "
+                    "the full run: it then finds them done).")
+    ap.add_argument("--prefetched", type=Path, default=RESULTS / "synthesis_many_setup.jsonl")
     args = ap.parse_args()
     sources = [s.strip() for s in args.sources.read_text().splitlines()
                if s.strip() and not s.startswith("#")]
@@ -213,6 +255,19 @@ def main() -> None:
             if line.strip()] if args.results.exists() else []
     rows = [r for r in rows if r["source"] in sources]
     done = {r["source"] for r in rows}
+    pre = [json.loads(line) for line in args.prefetched.read_text().splitlines()
+           if line.strip()] if args.prefetched.exists() else []
+    if args.prefetch_setup:
+        for source in reversed(sources):
+            if source in done | {r["source"] for r in pre}:
+                continue
+            print(f"== setup {source}", flush=True)
+            pre.append(prefetch_one(source, args.out_dir))
+            print(json.dumps(pre[-1]), flush=True)
+            with args.prefetched.open("a") as f:
+                f.write(json.dumps(pre[-1]) + "\n")
+        return
+    done |= {r["source"] for r in pre if r["stage"] != "collects"}  # failed setups are final
     for source in ([] if args.render_only else sources):
         if source in done:
             continue
@@ -222,9 +277,17 @@ def main() -> None:
         rows.append(row)
         with args.results.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        args.report.write_text(render(rows, len(sources), args))
-    args.report.write_text(render(rows, len(sources), args))
+        final, collects = _final(rows, args)
+        args.report.write_text(render(final, len(sources), args, collects))
+    final, collects = _final(rows, args)
+    args.report.write_text(render(final, len(sources), args, collects))
     print(args.report.read_text())
+
+
+def _final(rows: list[dict], args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    pre = [json.loads(line) for line in args.prefetched.read_text().splitlines()
+           if line.strip()] if args.prefetched.exists() else []
+    return merged(rows, pre)
 
 
 if __name__ == "__main__":
