@@ -40,8 +40,8 @@ sys.path.append(str(ROOT / "benchmarks"))
 
 from scale_cluster import NODE_RESOURCE, LocalRayCluster, rss_bytes
 from scale_micro import ray_floor, wait_step_cost
-from scale_report import Level, level_row, render
-from scale_store import check_store, postgres, write_rates
+from scale_report import Level, level_row, render, write_table
+from scale_store import check_store, postgres, write_rates, writes_only
 
 from orchestrator.policy_spec import PolicySpec
 from orchestrator.records import EpisodeRecord
@@ -268,9 +268,23 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=8, help="tool turns per episode")
     ap.add_argument("--think-scale", type=float, default=1.0, help="model latency multiplier")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--writes-only", type=int, default=0, metavar="ROUNDS",
+                    help="only the store-write table (no cluster): sim-agent records, "
+                    "SQLite and PostgreSQL, sizes taking turns over ROUNDS rounds")
     ap.add_argument("--floor-only", action="store_true",
                     help="only measure Ray's own cost per actor call (one node)")
     args = ap.parse_args()
+    if args.writes_only:
+        rates, cpus = writes_only(PROFILE, 1200, args.writes_only)
+        text = (f"\n## Store writes alone — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+                f" (`benchmarks/scale.py --writes-only {args.writes_only}`; load "
+                f"{os.getloadavg()[0]:.1f})\n\nRecords of 1,200 real sim-agent episodes "
+                f"(8 turns each), {args.writes_only} rounds with the sizes taking turns.\n\n"
+                + write_table(rates, cpus) + "\n")
+        with args.out.open("a") as f:
+            f.write(text)
+        print(text)
+        return
     if args.floor_only:
         with LocalRayCluster(nodes=1):
             floor = ray_floor(PROFILE)

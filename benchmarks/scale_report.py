@@ -137,18 +137,25 @@ def render(args: Any, profile_path: Path, started: str, load0: tuple, load1: tup
 
 
 
-def write_table(writes: dict[str, dict[int, float]]) -> str:
-    """One writer's episodes/s by records per transaction, with ratios to one by one."""
+def write_table(writes: dict[str, dict[int, float]],
+                cpu: dict[str, dict[int, float]] | None = None) -> str:
+    """One writer's episodes/s by records per transaction, with ratios to one by one (and
+    the writer's CPU ms per episode, when measured)."""
     sizes = sorted({size for rates in writes.values() for size in rates})
     head = ("Store writes, one writer, records of this run written back to back (same run, "
             "same records): episodes/s by episodes per transaction (1 = `save_episode`, the "
-            "writer before batching; more = `save_episodes`), ratio to one by one.\n\n"
-            "| store | " + " | ".join(f"{s} per commit" for s in sizes) + " |\n|---|"
-            + "---|" * len(sizes))
+            "writer before batching; more = `save_episodes`), ratio to one by one"
+            + ("; then the writer's CPU ms per episode" if cpu else "") + ".\n\n"
+            "| store | " + " | ".join(f"{s} per commit" for s in sizes)
+            + (" | " + " | ".join(f"CPU ms/ep, {s}" for s in sizes) if cpu else "")
+            + " |\n|---|" + "---|" * (len(sizes) * (2 if cpu else 1)))
     rows = []
     for name, rates in writes.items():
         one = rates.get(1) or 1e-9
-        rows.append(f"| {name} | " + " | ".join(
+        row = f"| {name} | " + " | ".join(
             f"{rates[s]:.0f}" + ("" if s == 1 else f" (× {rates[s] / one:.1f})")
-            for s in sizes) + " |")
+            for s in sizes)
+        if cpu:
+            row += " | " + " | ".join(f"{cpu[name].get(s, 0):.2f}" for s in sizes)
+        rows.append(row + " |")
     return head + "\n" + "\n".join(rows)
