@@ -170,4 +170,6 @@ def _print(rows: list[DemoRow], elapsed_s: float, url: str) -> None:
         mean = "-" if r.mean_reward is None else f"{r.mean_reward:.2f}"
         table.add_row(r.env, r.policy, str(r.episodes), statuses, mean, f"{r.per_min:.1f}",
                       r.export)
-    console.print(table)
+    from orchestrator.demo_model import wide
+
+    wide(120).print(table)

@@ -22,6 +22,8 @@ from math import comb
 from pathlib import Path
 from typing import Any
 
+from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli.console import console
@@ -244,15 +246,24 @@ def run_real_model(store: Store, out: Path, *, n: int = 8, executor: str = "thre
     return rows
 
 
+TABLE_WIDTH = 150
+"""Printed at least this wide (a pipe is 80 columns: 13 columns would be cut to '…')."""
+
+
+def wide(width: int) -> Console:
+    """A console at least `width` columns wide, writing where the CLI's console does."""
+    return Console(width=max(console.width, width), soft_wrap=True)
+
+
 def table(rows: list[ModelRow]) -> Table:
     """The real-model table: one row per run."""
     n = max((r.n for r in rows), default=0)
-    t = Table(title=f"real model · {MODEL} · groups of {n}",
+    t = Table(title=f"real model · {MODEL} · groups of {n}", box=box.SIMPLE_HEAD,
               caption="pass@n: unbiased estimator per task group · parse err: model turns "
                       "without one well-formed tool call · skipped: groups all 0 or all 1 "
                       "(no advantage), left out of the export")
     columns = ("env", "mode", "tasks×n", "pass@1", f"pass@{n}", "parse err", "tokens/ep",
-               "turns/ep", "ep/min", "model s/ep", "env s/ep", "groups kept/skipped", "export")
+               "turns/ep", "ep/min", "model s/ep", "env s/ep", "groups kept/skip", "export")
     for c in columns:
         t.add_column(c, justify="left" if c in ("env", "mode", "export") else "right")
     for r in rows:
@@ -280,6 +291,6 @@ def summary_lines(rows: list[ModelRow]) -> list[str]:
 
 
 def print_table(rows: list[ModelRow]) -> None:
-    console.print(table(rows))
+    wide(TABLE_WIDTH).print(table(rows))
     for line in summary_lines(rows):
         console.print(line)

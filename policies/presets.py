@@ -22,6 +22,18 @@ _ECHO_SHOT: list[dict[str, Any]] = [
     {"role": "tool", "name": "finish", "content": "done"},
 ]  # fmt: skip
 
+_FILE_SHOT: list[dict[str, Any]] = [
+    {"role": "user",
+     "content": "Create the file `/tmp/note.txt` containing exactly the line `Good morning!`."},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"name": "bash", "arguments": {"command": "echo 'Good morning!' > /tmp/note.txt"}}]},
+    {"role": "tool", "name": "bash", "content": "[exit code: 0]"},
+    {"role": "assistant", "content": "", "tool_calls": [{"name": "finish", "arguments": {}}]},
+    {"role": "tool", "name": "finish", "content": "Finished."},
+]  # fmt: skip
+"""A file task worded as Harbor's tasks are (with the echo example, SmolLM2 finishes at
+once on the terminal example: 6 of 8 first turns; with this one 2 of 8 write the file)."""
+
 _SEARCH_SHOT: list[dict[str, Any]] = [
     {"role": "user", "content": "In which year was Morvan Teska born?"},
     {"role": "assistant", "content": "",
@@ -37,7 +49,7 @@ _SEARCH_SHOT: list[dict[str, Any]] = [
 
 PRESETS: dict[str, dict[str, Any]] = {
     "echo": {"system_prompt": SHELL_SYSTEM, "few_shot": _ECHO_SHOT},
-    "terminal": {"system_prompt": SHELL_SYSTEM, "few_shot": _ECHO_SHOT},
+    "terminal": {"system_prompt": SHELL_SYSTEM, "few_shot": _FILE_SHOT},
     "general": {
         "system_prompt": "You are a helpful agent. Use the tools; reply with one tool call.",
         "few_shot": _SEARCH_SHOT,
