@@ -40,7 +40,7 @@ IMPORT_TO_DIST = {
     "zmq": "pyzmq", "win32api": "pywin32", "Levenshtein": "python-Levenshtein",
     "levenshtein": "Levenshtein", "tz": "tzdata", "ruamel": "ruamel.yaml",
     "importlib_metadata": "importlib-metadata", "importlib_resources": "importlib-resources",
-    "backports": "backports.zoneinfo", "zope": "zope.interface", "nose": "nose", "mock": "mock",
+    "backports": "backports.zoneinfo", "zope": "zope.interface", "tidylib": "pytidylib", "nose": "nose", "mock": "mock",
 }
 """Import names whose PyPI distribution is named otherwise (the rest install as named)."""
 
@@ -160,6 +160,16 @@ def _setup_py_extras(text: str) -> dict[str, list[str]]:
     return {}
 
 
+def _older_pythons(files: Mapping[str, str]) -> set[str]:
+    """Requirement files for an older Python than a sibling's (`requirements-tests36.txt`
+    beside `...39.txt`): only the newest Python's is read, the closest to the image's."""
+    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for path in files:
+        if m := re.fullmatch(r"(.*req[^/]*?)(?:py)?(\d{2,3})(\.txt|\.in)", path.lower()):
+            groups.setdefault((m[1], m[3]), []).append((int(m[2]), path))
+    return {p for members in groups.values() for _, p in sorted(members)[:-1]}
+
+
 def _declared(files: Mapping[str, str]) -> list[tuple[str, str, bool]]:
     """(requirement, where, narrow) from every place a project declares test needs."""
     out: list[tuple[str, str, bool]] = []
@@ -188,6 +198,8 @@ def _declared(files: Mapping[str, str]) -> list[tuple[str, str, bool]]:
                 for r in spec.get("dependencies") or [] if isinstance(r, str)]
     for path, text in files.items():
         name = PurePosixPath(path).name.lower()
+        if path in _older_pythons(files):
+            continue
         if path.count("/") <= 1 and name.endswith((".txt", ".in")) and "req" in path.lower():
             narrow = "test" in name
             if narrow or "dev" in name or "ci" in name:

@@ -270,6 +270,8 @@ def test_discovery_on_real_sdists():
     assert {"zope.interface", "hypothesis", "pympler"} <= set(attrs.requirements)
     assert not {"pyright", "pre-commit", "towncrier"} & set(attrs.requirements)
     assert attrs.pytest_config == "pyproject.toml" and "attr" in attrs.own_modules
+    wcwidth = discover_source(_prepared("wcwidth==0.2.13"))  # requirements-tests{36,37,39}
+    assert "pytest>=7.4.2" in wcwidth.requirements and "pytest==6.2.5" not in wcwidth.requirements
     bare = discover_source(_prepared("sortedcontainers==2.4.0"))  # its sdist has no tests
     assert not bare.has_tests
 
