@@ -92,9 +92,11 @@ class ThreadExecutor:
     Daemon threads, unlike `ThreadPoolExecutor`'s, never hold the interpreter at exit: an
     interrupted run ends at once even while an episode waits on a silent model server."""
 
-    def __init__(self, concurrency: int, prebuild_ahead: int = 0) -> None:
+    def __init__(self, concurrency: int, prebuild_ahead: int = 0,
+                 image_budget_mb: float | None = None) -> None:
         self.capacity = concurrency
         self.prebuild_ahead = prebuild_ahead
+        self.image_budget_mb = image_budget_mb
         self.prebuilder: Any = None
         """The image builder of `look_ahead` (this process is the only worker)."""
         self._queue: queue.SimpleQueue[tuple[cf.Future, EpisodeJob] | None] = queue.SimpleQueue()
@@ -126,7 +128,7 @@ class ThreadExecutor:
         if self.prebuilder is None:
             from orchestrator.prebuild import Prebuilder
 
-            self.prebuilder = Prebuilder()
+            self.prebuilder = Prebuilder(self.image_budget_mb, keep_recent=self.prebuild_ahead)
         return sum(self.prebuilder.add(key, job) for key, job in upcoming[:self.prebuild_ahead])
 
     def close(self, abort: bool = False) -> None:

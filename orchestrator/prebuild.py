@@ -5,8 +5,13 @@ next images its queue will need; a `Prebuilder` builds them one at a time on a
 background thread, by the env's `prepare_image` hook (envs.core.ToolEnv), while
 episodes run. The episode that needs an image later finds it built (a cache hit), or,
 when it starts while that build is still running, waits for it on the image builder's
-per-tag lock instead of building it twice. Which images a node keeps within its disk
-budget stays orchestrator/image_schedule.py's policy; this only builds.
+per-tag lock instead of building it twice.
+
+With a disk budget (`--image-budget-gb`), each build is followed by least-recently-used
+eviction among the images this builder prepared, down to the budget (the policy
+orchestrator/image_schedule.py simulates): never an image a container uses or one of the
+last images prepared (those its queue needs next), and never an image the run did not
+build ahead (other runs', the user's: `envfarm images gc` is the node-wide tool).
 
 A failed build is recorded, never raised: the episode will meet the same error and be
 handled as the env decides (a task_error for an image that will not build).
@@ -18,6 +23,7 @@ import importlib
 import queue
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from orchestrator.jobs import EpisodeJob
@@ -45,7 +51,13 @@ def prepare(job: EpisodeJob) -> str | None:
 class Prebuilder:
     """Prepares images one at a time on a daemon thread, each image key once."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget_mb: float | None = None, keep_recent: int = 8) -> None:
+        self.budget_mb = budget_mb
+        self.evicted: list[str] = []
+        """Tags this builder removed to keep its images within `budget_mb`, in order."""
+        self.evict_errors: list[str] = []
+        """Why an eviction pass stopped early (the engine did not answer), if one did."""
+        self._recent: deque[str] = deque(maxlen=max(1, keep_recent))
         self.results: dict[str, tuple[str | None, float, str | None]] = {}
         """Image key -> (tag or None, seconds, error or None), as each finishes."""
         self.started: dict[str, float] = {}
@@ -85,6 +97,46 @@ class Prebuilder:
                 result = (None, 0.0, f"{type(exc).__name__}: {exc}")
             self.finished[key] = time.time()
             self.results[key] = (result[0], time.monotonic() - t, result[2])
+            if result[0]:
+                self._recent.append(result[0])
+                self._evict()
+
+    def _evict(self) -> None:
+        """Least recently used prepared images out until they fit `budget_mb` (a failure
+        to ask the engine is left for the next build: eviction only saves disk)."""
+        if self.budget_mb is None:
+            return
+        import docker.errors
+
+        from sandbox import connect
+        from sandbox.images import read_usage
+
+        try:
+            client = connect()
+            usage = read_usage()
+            sizes: dict[str, float] = {}
+            for tag in {t for t, _, _ in self.results.values() if t}:
+                try:
+                    sizes[tag] = client.images.get(tag).attrs.get("Size", 0) / 1e6
+                except docker.errors.ImageNotFound:
+                    continue
+            total = sum(sizes.values())
+            for tag in sorted(sizes, key=lambda t: usage.get(t) or self._built_at(t)):
+                if total <= self.budget_mb:
+                    break
+                if tag in self._recent:
+                    continue
+                try:
+                    client.images.remove(tag)
+                except docker.errors.APIError:  # in use by a container
+                    continue
+                self.evicted.append(tag)
+                total -= sizes[tag]
+        except Exception as exc:  # noqa: BLE001 — the next build tries again
+            self.evict_errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _built_at(self, tag: str) -> float:
+        return next((self.finished[k] for k, r in self.results.items() if r[0] == tag), 0.0)
 
 
 def upcoming_images(pending: Any, limit_keys: int, scan_max: int = 5000

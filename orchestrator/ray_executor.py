@@ -53,8 +53,11 @@ class EpisodeWorker:
     """A Ray actor: runs up to `slots` episodes at once on its own threads; episodes come
     in and records go out through `exchange`, several per call."""
 
-    def __init__(self, slots: int = 1) -> None:
+    def __init__(self, slots: int = 1, image_budget_mb: float | None = None,
+                 prebuild_ahead: int = 8) -> None:
         self.incarnation = uuid.uuid4().hex
+        self._image_budget_mb = image_budget_mb
+        self._prebuild_ahead = prebuild_ahead
         self._jobs: queue.SimpleQueue[tuple[int, EpisodeJob]] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[int, bool, Any]] = queue.SimpleQueue()
         self._prebuilder: Prebuilder | None = None
@@ -79,7 +82,8 @@ class EpisodeWorker:
             self._jobs.put(item)
         if prepare:
             if self._prebuilder is None:
-                self._prebuilder = Prebuilder()
+                self._prebuilder = Prebuilder(self._image_budget_mb,
+                                              keep_recent=self._prebuild_ahead)
             for key, job in prepare:
                 self._prebuilder.add(key, job)
         done: list[tuple[int, bool, Any]] = []
@@ -134,7 +138,8 @@ class RayExecutor:
 
     def __init__(self, *, address: str | None, workers: int, per_worker: int,
                  node_resource: str | None = None, batch_wait_s: float = 0.1,
-                 poll_s: float = 2.0, prebuild_ahead: int = 0) -> None:
+                 poll_s: float = 2.0, prebuild_ahead: int = 0,
+                 image_budget_mb: float | None = None) -> None:
         import ray
 
         self._ray = ray
@@ -146,6 +151,7 @@ class RayExecutor:
                          log_to_driver=False, configure_logging=False)
         self.capacity = workers * per_worker
         self.prebuild_ahead = prebuild_ahead
+        self._image_budget_mb = image_budget_mb
         self._per_worker = per_worker
         self._resources = {node_resource: 1} if node_resource else None
         self._batch_wait_s, self._poll_s = batch_wait_s, poll_s
@@ -181,7 +187,7 @@ class RayExecutor:
         return self._actor_cls.options(
             max_concurrency=4, num_cpus=0, resources=self._resources,
             scheduling_strategy="SPREAD", max_restarts=-1, max_task_retries=0
-        ).remote(self._per_worker)
+        ).remote(self._per_worker, self._image_budget_mb, max(1, self.prebuild_ahead))
 
     @property
     def actors(self) -> list[Any]:

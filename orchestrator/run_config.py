@@ -74,6 +74,10 @@ class RolloutConfig(BaseModel):
         0, ge=0, description="Images each worker builds ahead of its queue, in the "
         "background while episodes run (env.prepare_image); 0: each is built when its "
         "first episode starts.")
+    image_budget_gb: float | None = Field(
+        None, gt=0, description="Disk budget for the images each worker builds ahead: "
+        "with prebuild_ahead, each build is followed by LRU eviction among them down to "
+        "it (never an image in use or one the queue needs next); None: no eviction.")
 
     def retry_delay_s(self, attempt: int) -> float:
         """The delay before attempt `attempt + 1`."""

@@ -309,14 +309,20 @@ class RolloutRunner:
 
     def _executor(self) -> Any:
         if self.config.executor == "threads":
-            return ThreadExecutor(self.config.concurrency, self.config.prebuild_ahead)
+            return ThreadExecutor(self.config.concurrency, self.config.prebuild_ahead,
+                                  self._image_budget_mb())
         from orchestrator.ray_executor import RayExecutor
 
         return RayExecutor(address=self.config.ray_address, workers=self.config.workers,
                            per_worker=self.config.concurrency,
                            node_resource=self.config.ray_node_resource,
                            prebuild_ahead=self.config.prebuild_ahead,
+                           image_budget_mb=self._image_budget_mb(),
                            batch_wait_s=self.config.batch_wait_s)
+
+    def _image_budget_mb(self) -> float | None:
+        gb = self.config.image_budget_gb
+        return None if gb is None else gb * 1000
 
     def _backend_data(self) -> dict[str, Any] | None:
         return self.config.backend.model_dump(mode="json") if self.config.backend else None

@@ -39,6 +39,9 @@ def rollout(
     warm_pool: int = typer.Option(0, min=0, help="Warm sandboxes per image in each worker."),
     prebuild_ahead: int = typer.Option(0, "--prebuild-ahead", min=0, help="Images each worker "
                                        "builds ahead of its queue while episodes run."),
+    image_budget_gb: float = typer.Option(None, "--image-budget-gb", min=0.001, help="Disk "
+                                          "budget for the images each worker builds ahead: "
+                                          "LRU eviction among them after each build."),
     env_arg: list[str] = typer.Option([], "--env-arg", help="Env kwarg KEY=VALUE (JSON value)."),
     max_turns: int = typer.Option(None, min=1, help="Override the env's turn limit."),
     max_attempts: int = typer.Option(5, min=1, help="Attempts per episode on infrastructure "
@@ -78,7 +81,8 @@ def rollout(
             backend=BackendConfig(type=backend) if backend else None,
             n=n, concurrency=concurrency, workers=workers, executor=executor,
             ray_address=ray_address, ray_node_resource=ray_node_resource,
-            warm_pool_size=warm_pool, prebuild_ahead=prebuild_ahead, max_turns=max_turns, max_attempts=max_attempts,
+            warm_pool_size=warm_pool, prebuild_ahead=prebuild_ahead,
+            image_budget_gb=image_budget_gb, max_turns=max_turns, max_attempts=max_attempts,
             stop_grace_s=stop_grace, env_kwargs=_env_kwargs(env_arg),
             skip_solved_or_hopeless=skip_solved)
         runner = RolloutRunner(config, st)

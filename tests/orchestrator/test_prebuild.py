@@ -115,3 +115,37 @@ def test_a_run_builds_the_next_tasks_image_while_the_first_episode_runs(tmp_path
         assert second_env.image == built  # the episode starts from the image built ahead
     finally:
         second_env.close()
+
+
+def test_a_disk_budget_evicts_the_least_recently_used_image_built_ahead(tasks_root,
+                                                                      docker_client):
+    """With a budget below two images, building the second removes the first (the least
+    recently used), keeps the one just built, and never touches images it did not build."""
+    from orchestrator.policy_spec import PolicySpec
+    from orchestrator.prebuild import Prebuilder
+    from sandbox import ImageBuilder
+
+    root, made = tasks_root
+    tag = uuid.uuid4().hex[:8]
+    older, newer = make_task(root, f"pf-old-{tag}"), make_task(root, f"pf-new-{tag}")
+    options = {"task_dirs": [str(root)]}
+    others = {t for i in docker_client.images.list() for t in i.tags}
+    builder = Prebuilder(budget_mb=1.0, keep_recent=1)
+
+    def job(task_id: str) -> EpisodeJob:
+        return EpisodeJob(run_id=f"pf-{tag}", env_id="envfarm/terminal-v0", task_id=task_id,
+                          sample_index=0, env_kwargs=options, policy=PolicySpec(type="noop"))
+
+    for task_id in (older, newer):
+        builder.add(task_id, job(task_id))
+        result = builder.wait(task_id, timeout_s=600)
+        assert result is not None and result[0], result
+        made.append(result[0])
+    old_tag, new_tag = (builder.results[t][0] for t in (older, newer))
+    deadline = time.monotonic() + 60  # eviction follows the build on the builder's thread
+    while not builder.evicted and not builder.evict_errors and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert builder.evicted == [old_tag], builder.evict_errors
+    assert not ImageBuilder().exists(old_tag) and ImageBuilder().exists(new_tag)
+    still = {t for i in docker_client.images.list() for t in i.tags}
+    assert others <= still | {old_tag}
