@@ -61,7 +61,7 @@ def synthesize_cmd(
                          ray_address=ray_address)
     chat = ChatModel(model_url, model) if model_url else None
     if sources is not None:
-        _many(sources, out, config, chat)
+        _many(sources, out, config, chat, store if catalogue else False)
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[counts]}"))
@@ -93,8 +93,9 @@ def synthesize_cmd(
         console.print(f"{n} instances upserted into the catalogue")
 
 
-def _many(sources: Path, out: Path, config, chat) -> None:
-    """--sources: every source into the folder `out`, then the setup table."""
+def _many(sources: Path, out: Path, config, chat, store: str | None | bool) -> None:
+    """--sources: every source into the folder `out`, then the setup table; with
+    --catalogue (`store` not False) every source's instances upserted."""
     from swe_tasks.synth.many import read_sources, synthesize_many
 
     listed = read_sources(sources)
@@ -115,3 +116,11 @@ def _many(sources: Path, out: Path, config, chat) -> None:
                       str(len(r.attempts)), str(r.instances), why)
     console.print(table)
     console.print(f"report: {out / 'setup_report.jsonl'}")
+    if store is not False:
+        from swe_tasks.catalogue import Catalogue
+        from swe_tasks.synth.pipeline import catalogue_records
+
+        with Catalogue(store or None) as cat:
+            n = sum(cat.upsert(catalogue_records(Path(r.out), r.source)) for r in rows
+                    if r.env_ok)
+        console.print(f"{n} instances upserted into the catalogue")

@@ -364,8 +364,10 @@ def test_cli_over_a_list_of_sources_on_ray_resumes(tmp_path, base_image):
         assert first[0]["judged_now"] == 4 == sum(first[0]["statuses"].values())
         assert first[0]["instances"] >= 1, first[0]["statuses"]
         assert "environment setup: 1 of 2 sources" in res.output
-        res = CliRunner().invoke(app, args)  # resumes: nothing judged twice
+        store = f"sqlite:///{tmp_path / 'catalogue.db'}"
+        res = CliRunner().invoke(app, [*args, "--catalogue", "--store", store])  # resumes
         assert res.exit_code == 0, res.output
+        assert f"{first[0]['instances']} instances upserted" in res.output
         again = report()
         assert again[0]["judged_now"] == 0 and again[0]["instances"] == first[0]["instances"]
         assert len(_records(Path(first[0]["out"]))) == first[0]["instances"]
