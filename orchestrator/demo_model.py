@@ -235,18 +235,21 @@ def run_real_model(store: Store, out: Path, *, n: int = 8, executor: str = "thre
     if not url:
         console.rule(f"starting vLLM CPU with {MODEL} (log in {out})")
     with base.served(log_dir=out) as served:
+        ready_s = time.monotonic() - t0
         if not url:
-            console.print(f"vLLM ready in {time.monotonic() - t0:.0f} s at {served.urls[0]}")
+            console.print(f"vLLM ready in {ready_s:.0f} s at {served.urls[0]}")
         for env, env_tasks in tasks.items():
             rows.append(run_group(store, out, served.urls[0], folder, env, env_tasks, n=n,
                                   guided=True, executor=executor))
             if env in unguided:
                 rows.append(run_group(store, out, served.urls[0], folder, env, env_tasks[:1],
                                       n=n, guided=False, executor=executor))
+    console.print(f"real-model part: {time.monotonic() - t0:.0f} s, of which the vLLM start "
+                  f"{ready_s:.0f} s and the rollouts {sum(r.elapsed_s for r in rows):.0f} s")
     return rows
 
 
-TABLE_WIDTH = 150
+TABLE_WIDTH = 180
 """Printed at least this wide (a pipe is 80 columns: 13 columns would be cut to '…')."""
 
 
@@ -260,8 +263,9 @@ def table(rows: list[ModelRow]) -> Table:
     n = max((r.n for r in rows), default=0)
     t = Table(title=f"real model · {MODEL} · groups of {n}", box=box.SIMPLE_HEAD,
               caption="pass@n: unbiased estimator per task group · parse err: model turns "
-                      "without one well-formed tool call · skipped: groups all 0 or all 1 "
-                      "(no advantage), left out of the export")
+                      "without one well-formed tool call (guided: turns cut at the token "
+                      "limit) · skip: groups all 0 or all 1 (no advantage), left out of the "
+                      "export")
     columns = ("env", "mode", "tasks×n", "pass@1", f"pass@{n}", "parse err", "tokens/ep",
                "turns/ep", "ep/min", "model s/ep", "env s/ep", "groups kept/skip", "export")
     for c in columns:
