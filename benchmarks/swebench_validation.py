@@ -85,6 +85,12 @@ FIXED: dict[str, str] = {
         "test_requests_history_is_saved follows https://httpbin.org/redirect/5 ('connection "
         "refused' on port 443): the local httpbin now answers https with a certificate from "
         "a CA made at image build, trusted through REQUESTS_CA_BUNDLE in the test runs."),
+    "sphinx-doc__sphinx-8475": (
+        "first run invalid: three PASS_TO_PASS linkcheck tests (test_defaults, "
+        "test_defaults_json, test_anchors_ignored) assert the answers of real sites "
+        "(google.com, sphinx-doc.org, w3.org); SWE-bench ran them online. The sphinx spec "
+        "now names them `network_tests` (left out of grading and reported; its "
+        "FAIL_TO_PASS, a local-server test, is graded)."),
 }
 """Instances found invalid before and fixed since: the cause and the fix."""
 
