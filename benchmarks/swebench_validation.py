@@ -277,7 +277,11 @@ def _images(rows: list[dict], total_images: int) -> list[str]:
              "version (shared by its instances) -> an instance layer only where the "
              "instance's install files differ from the environment commit's. `size` is the "
              "image's whole size; `own` what it adds to its Python layer. Build times on "
-             "this 2-core machine, shared with other work.", "",
+             "this 2-core machine, shared with other work. Repository-version images "
+             "rebuilt in this run reused the previous run's cached layers and added the "
+             "site-folder step (seconds): their build time is the previous run's "
+             "from-scratch build (`env_s_from` in the rows); instance layers were built "
+             "from scratch in this run.", "",
              "| image | Python | build s | size MB | own MB |", "|---|---|---|---|---|"]
     own_total = build_total = 0.0
     timed = 0
