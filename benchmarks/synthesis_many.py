@@ -50,6 +50,22 @@ def _sites(files: dict[str, str]) -> int:
     return sum(len(v) for v in sites(files, STRATEGIES).values())
 
 
+def baseline_only(src, setup, out: Path):
+    """The two clean runs of the suite and nothing else (saved where `synthesize` finds
+    them): whether the environment is green, when there is no time to judge candidates."""
+    from sandbox import DockerBackend, Limits, WarmPool
+    from swe_tasks.repo_spec import spec_for
+    from swe_tasks.synth.env_setup import pseudo_instance
+    from swe_tasks.synth.pipeline import _baseline
+    from swe_tasks.synth.source import all_files
+
+    spec = spec_for(pseudo_instance(src, setup.install_config))
+    limits = Limits(cpus=1.0, memory_mb=2048, pids=1024, network=False, timeout_s=600)
+    with WarmPool(DockerBackend(run="swe-synth"), setup.image, 1, limits, workdir="/testbed",
+                  max_starting=1) as pool:
+        return _baseline(out, setup.image, pool, spec, all_files(src))
+
+
 def run_one(source: str, out_dir: Path, max_candidates: int, workers: int) -> dict:
     from sandbox.errors import InfraError, TaskError
     from swe_tasks.synth import SynthConfig, synthesize
@@ -66,6 +82,12 @@ def run_one(source: str, out_dir: Path, max_candidates: int, workers: int) -> di
         row.update(setup_s=round(time.monotonic() - t, 1), collected=setup.collected,
                    attempts=[vars(a) for a in setup.attempts], notes=setup.notes[:12])
         row["image_mb"], row["layer_mb"] = _image_mb(setup.image)
+        if max_candidates == 0:
+            base = baseline_only(src, setup, out)
+            row.update(env_ok=True, stage="ok", image=setup.image, passing=len(base.passing),
+                       total=base.total, judged=0, statuses={}, valid=0, duplicates=0,
+                       candidate_s=0.0, wall_s=round(time.monotonic() - t, 1))
+            return row
         report = synthesize(source, out, SynthConfig(max_candidates=max_candidates,
                                                      workers=workers))
     except SetupFailed as exc:
@@ -182,6 +204,8 @@ def render(rows: list[dict], planned: int, args: argparse.Namespace,
     collects = collects or []
     caps = sorted({r.get("max_candidates", args.max_candidates) for r in rows}, reverse=True)
     cap = " or ".join(map(str, caps or [args.max_candidates]))
+    if 0 in caps:
+        cap += " (0: the environment and its two clean suite runs only, no candidates, when time ran out)"
     lines = ["# Synthesis over many packages", "",
              (f"`benchmarks/synthesis_many.py` over `{args.sources.relative_to(ROOT)}` "
               f"({planned} sources), at most {cap} candidates per package, "
