@@ -277,7 +277,7 @@ def main() -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(line) for line in args.results.read_text().splitlines()
             if line.strip()] if args.results.exists() else []
-    rows = [r for r in rows if r["source"] in sources]
+    rows = list({r["source"]: r for r in rows if r["source"] in sources}.values())  # last wins
     done = {r["source"] for r in rows}
     pre = [json.loads(line) for line in args.prefetched.read_text().splitlines()
            if line.strip()] if args.prefetched.exists() else []
