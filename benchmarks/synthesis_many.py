@@ -242,6 +242,9 @@ def render(rows: list[dict], planned: int, args: argparse.Namespace,
     if failed:
         lines += ["", "Failures (one line each):"] + [f"- {r['source']}: {cause(r)}"
                                                        for r in failed]
+    noted = [r for r in rows if r.get("note")]
+    if noted:
+        lines += ["", "Notes:"] + [f"- {r['source']}: {r['note']}" for r in noted]
     tried = [r for r in rows + collects if r.get("attempts")]
     if tried:
         lines += ["", ("What setup tried, per package (each build: the change -> what "
