@@ -198,6 +198,11 @@ def projection(rows: list[dict], workers: int) -> list[str]:
     ]
 
 
+def _shown(path: Path) -> str:
+    return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) \
+        else str(path)
+
+
 def render(rows: list[dict], planned: int, args: argparse.Namespace,
            collects: list[dict] | None = None) -> str:
     ok = [r for r in rows if r["env_ok"]]
@@ -207,7 +212,7 @@ def render(rows: list[dict], planned: int, args: argparse.Namespace,
     if 0 in caps:
         cap += " (0: the environment and its two clean suite runs only, no candidates, when time ran out)"
     lines = ["# Synthesis over many packages", "",
-             (f"`benchmarks/synthesis_many.py` over `{args.sources.relative_to(ROOT)}` "
+             (f"`benchmarks/synthesis_many.py` over `{_shown(args.sources)}` "
               f"({planned} sources), at most {cap} candidates per package, "
               f"{args.workers} workers; updated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
               f" (2 shared cores, load {os.getloadavg()[0]:.1f}). Environment setup by "
