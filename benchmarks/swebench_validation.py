@@ -49,6 +49,11 @@ NOTES: dict[str, str] = {
         "Python 2 unicode fix; on Python 3 these httpbin tests pass either way; SWE-bench's "
         "before-run failed them for network reasons). An empty patch would score 1: "
         "rightly refused."),
+    "sphinx-doc__sphinx-7985": (
+        "its FAIL_TO_PASS tests are linkcheck's test_defaults and test_anchors_ignored, which "
+        "assert the answers of real sites (https://www.google.com, www.sphinx-doc.org, "
+        "www.w3.org; SWE-bench ran them online). A FAIL_TO_PASS test is always graded, so "
+        "its fix cannot be shown offline; serving fakes of those sites would test the fakes."),
 }
 """Why an instance stays invalid."""
 
@@ -311,7 +316,7 @@ def _images(rows: list[dict], total_images: int) -> list[str]:
         lines += ["", f"Python layers: {len(pythons)} ({', '.join(p.split('/')[-1] for p in pythons)}), "
                   f"{py_total:.0f} MB in all.",
                   f"Repository-version images: {n}, {own_total:.0f} MB of their own "
-                  f"(mean {mean_own:.0f} MB); {timed} built in this run, {build_total:.0f} s "
+                  f"(mean {mean_own:.0f} MB); {timed} timed from scratch, {build_total:.0f} s "
                   f"(mean {mean_s:.0f} s each).",
                   f"Instance layers: {len(layers)} of {sum(1 for r in rows if r.get('image'))} "
                   f"instances, {layer_mb:.0f} MB in all (mean {mean_layer_mb:.1f} MB); "
