@@ -137,6 +137,11 @@ def merged(rows: list[dict], prefetched: list[dict]) -> tuple[list[dict], list[d
     """(final rows, packages whose setup collects but the full run did not reach)."""
     full = {r["source"] for r in rows}
     extra = [r for r in prefetched if r["source"] not in full]
+    ahead = {r["source"]: r for r in prefetched if r["stage"] == "collects"}
+    for r in rows:  # a setup done ahead is part of that package's time
+        if r["source"] in ahead and r.get("setup_s", 0) < ahead[r["source"]]["wall_s"]:
+            r["wall_s"] += ahead[r["source"]]["wall_s"] - r.get("setup_s", 0)
+            r["setup_s"] = ahead[r["source"]]["wall_s"]
     return rows + [r for r in extra if r["stage"] != "collects"], [
         r for r in extra if r["stage"] == "collects"]
 
@@ -160,7 +165,9 @@ def projection(rows: list[dict], workers: int) -> list[str]:
     p = len(ok) / len(rows)
     judged = sum(r["judged"] for r in ok)
     valid = sum(r["valid"] for r in ok)
-    v = valid / max(1, judged)
+    if not valid:
+        return []
+    v = valid / judged
     dup = sum(r["duplicates"] for r in ok) / max(1, judged)
     cand_s = sum(r["candidate_s"] * r["judged"] for r in ok) / max(1, judged)
     fixed_min = sum(r["wall_s"] - r["judged"] * r["candidate_s"] / workers
@@ -242,7 +249,8 @@ def render(rows: list[dict], planned: int, args: argparse.Namespace,
             f"{disk} | "
             f"{r['wall_s'] / 60:.1f} |")
     lines += ["", ("`candidates`: mutation sites of the package (candidates it could give); "
-                   "`judged`: those drawn and judged here.")]
+                   "`judged`: those drawn and judged here; `minutes`: setup (also when done "
+                   "ahead), baseline and judging.")]
     failed = [r for r in rows if not r["env_ok"]]
     if failed:
         lines += ["", "Failures (one line each):"] + [f"- {r['source']}: {cause(r)}"
