@@ -216,6 +216,15 @@ class SWEEnv(ToolEnv):
             self.image, self.limits, workdir="/testbed",
             labels={"envfarm.task": self.instance.instance_id[:200], "envfarm.role": "agent"})
 
+    def has_task(self, task_id: str) -> bool:
+        """Whether `task_id` is one this env can reset to: given, the bundled example, or
+        in its catalogue (what `envfarm rollout`'s preflight asks before any sandbox)."""
+        try:
+            self._resolve(task_id)
+        except KeyError:
+            return False
+        return True
+
     def _resolve(self, task_id: str | None) -> SWEInstance:
         if task_id is None:
             if self._given:

@@ -53,6 +53,16 @@ def test_no_catalogued_tasks_names_the_import(cli):
     assert no_runs(cli.store)
 
 
+def test_the_bundled_swe_example_passes_preflight_and_unknown_ids_are_named(cli):
+    """`--task envfarm__wordstats-1` (SWEEnv's bundled example) needs no catalogue; beside
+    it, only the id that is nowhere is named."""
+    line = assert_one_line_error(
+        cli("rollout", "--env", "swe", "--task", "envfarm__wordstats-1", "--task", "nope-1",
+            "--executor", "threads"), "'nope-1'")
+    assert "wordstats" not in line and "envfarm tasks import" in line
+    assert no_runs(cli.store)
+
+
 def test_retries_ride_out_an_engine_restart():
     config = RolloutConfig(env="echo")
     waited = sum(config.retry_delay_s(a) for a in range(1, config.max_attempts))
