@@ -180,7 +180,7 @@ def projection(rows: list[dict], workers: int) -> list[str]:
     pkgs = TARGET / per_pkg
     tried = pkgs / p
     core_h = (TARGET / v * cand_s + pkgs * fixed_min * 60 + (tried - pkgs) * fail_min * 60) / 3600
-    wall_min = sum(r["wall_s"] for r in ok) / 60
+    wall_min = sum(r["wall_s"] for r in ok if r["judged"]) / 60  # packages that judged
     return [
         "## Projection: 120,000 instances", "",
         ("From this run's rates. Assumptions: a package gives at most min(its mutation sites x "
@@ -196,7 +196,8 @@ def projection(rows: list[dict], workers: int) -> list[str]:
         (f"- fixed cost per package (prepare, discover, build, probe, baseline): "
          f"{fixed_min:.1f} min; a failed package: {fail_min:.1f} min"),
         (f"- instances per package: median {per_pkg:.0f} (the cap above); wall time here "
-         f"{wall_min / max(1, valid):.2f} min per valid instance at {workers} workers"),
+         f"{wall_min / max(1, valid):.2f} min per valid instance at {workers} workers, over "
+         "the packages that judged candidates"),
         f"- packages needed: {pkgs:,.0f} with a working environment, {tried:,.0f} to try",
         (f"- compute: {core_h:,.0f} core-hours ({core_h / 1000:.1f} h on 1,000 cores), "
          f"{TARGET / v:,.0f} candidates judged"),
