@@ -64,15 +64,19 @@ class ChatModel:
     """A model behind an OpenAI-compatible `/v1/chat/completions` endpoint."""
 
     def __init__(self, base_url: str, model: str, *, api_key: str = "EMPTY",
-                 temperature: float = 0.8, timeout_s: float = 120.0) -> None:
+                 temperature: float = 0.8, timeout_s: float = 120.0,
+                 max_tokens: int = 1024) -> None:
         from openai import OpenAI
 
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s)
         self.model, self.temperature = model, temperature
+        self.max_tokens = max_tokens
+        """A reply's cap: unbounded, a weak model ran one issue text to its context limit
+        (14 min for SmolLM2 on CPU); a reply cut here has no closing fence and is skipped."""
 
     def _ask(self, prompt: str) -> str:
         resp = self.client.chat.completions.create(
-            model=self.model, temperature=self.temperature,
+            model=self.model, temperature=self.temperature, max_tokens=self.max_tokens,
             messages=[{"role": "user", "content": prompt}])
         return resp.choices[0].message.content or ""
 
